@@ -1,0 +1,190 @@
+"""A process's mailbox: a deque with selective receive, and one parked reader.
+
+The reader parks on the cheapest primitive its backend has (an asyncio future, or trio's
+``wait_task_rescheduled``); a sender appends and wakes it. There is exactly one reader: the
+process that owns the mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+__all__ = ["Mailbox", "Match", "mailbox_class", "to_predicate"]
+
+#: What a selective receive accepts: a type, a tuple of types, or nothing (any message).
+Match = type | tuple[type, ...] | None
+
+
+def to_predicate(match: Match, where: Callable[[Any], bool] | None) -> Callable[[Any], bool] | None:
+    """Combine a type filter and a predicate into one predicate, or ``None`` for "any"."""
+    if match is None:
+        if where is None:
+            return None
+        if not callable(where):
+            raise TypeError(f"where must be a callable taking a message, got {where!r}")
+        return where
+    if isinstance(match, tuple):
+        for kind in match:
+            if not isinstance(kind, type):
+                raise TypeError(f"receive matches on types; {kind!r} in {match!r} is not a type")
+    elif not isinstance(match, type):
+        raise TypeError(
+            f"receive matches on a type or a tuple of types, got {match!r}; pass a predicate as where="
+        )
+    kinds = match
+    if where is None:
+        return lambda message: isinstance(message, kinds)
+    if not callable(where):
+        raise TypeError(f"where must be a callable taking a message, got {where!r}")
+    return lambda message: isinstance(message, kinds) and where(message)
+
+
+class Mailbox:
+    """Messages in arrival order; ``receive`` takes the oldest one that matches."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: Any = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, message: Any) -> None:
+        """Append ``message`` and wake the reader if it is parked."""
+        self._items.append(message)
+        if self._waiter is not None:
+            self._wake()
+
+    def take(self, predicate: Callable[[Any], bool] | None) -> tuple[bool, Any]:
+        """Take the oldest matching message without waiting: ``(found, message)``."""
+        items = self._items
+        if predicate is None:
+            if items:
+                return True, items.popleft()
+            return False, None
+        for index, message in enumerate(items):
+            if predicate(message):
+                del items[index]
+                return True, message
+        return False, None
+
+    def remove_all(self, predicate: Callable[[Any], bool]) -> int:
+        """Remove every message that matches; return how many went."""
+        items = self._items
+        kept = [m for m in items if not predicate(m)]
+        removed = len(items) - len(kept)
+        if removed:
+            items.clear()
+            items.extend(kept)
+        return removed
+
+    def snapshot(self) -> list[Any]:
+        """The queued messages, oldest first (for inspection and tests)."""
+        return list(self._items)
+
+    async def receive(self, predicate: Callable[[Any], bool] | None, timeout: float | None) -> Any:
+        """Take the oldest matching message, waiting up to ``timeout`` seconds for one.
+
+        Raises:
+            TimeoutError: No matching message arrived in time.
+        """
+        if timeout is None:
+            return await self._receive(predicate)
+        found, message = self.take(predicate)
+        if found:
+            return message
+        with anyio.move_on_after(timeout):
+            return await self._receive(predicate)
+        raise TimeoutError(f"no matching message within {timeout} s")
+
+    async def _receive(self, predicate: Callable[[Any], bool] | None) -> Any:
+        items = self._items
+        if predicate is None:
+            while not items:
+                await self._park()
+            return items.popleft()
+        # Resume the scan where the last one stopped: only the reader removes messages.
+        index = 0
+        while True:
+            length = len(items)
+            while index < length:
+                message = items[index]
+                if predicate(message):
+                    del items[index]
+                    return message
+                index += 1
+            await self._park()
+
+    async def _park(self) -> None:
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+
+class AsyncioMailbox(Mailbox):
+    """The reader parks on a bare asyncio future."""
+
+    __slots__ = ()
+
+    async def _park(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+class TrioMailbox(Mailbox):
+    """The reader parks with ``trio.lowlevel.wait_task_rescheduled``."""
+
+    __slots__ = ()
+
+    async def _park(self) -> None:
+        import trio
+
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _wake(self) -> None:
+        import trio
+
+        task = self._waiter
+        self._waiter = None
+        trio.lowlevel.reschedule(task)
+
+
+def mailbox_class() -> type[Mailbox]:
+    """The mailbox class for the async library running in this thread."""
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            return TrioMailbox
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError("a Node runs inside anyio.run() on asyncio or trio") from None
+    return AsyncioMailbox

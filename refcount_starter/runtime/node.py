@@ -1,0 +1,657 @@
+"""The node: owns a task group, the process table, the registry, and the way out to peers.
+
+Signals between processes of one node are applied at once, which keeps them in the order
+sent; a signal for another node's pid goes through the transport as a value from
+``signals.py``. When a process exits, each linked process gets an exit signal and each
+watcher a ``Down``, in that order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from .errors import NameNotRegistered, NameTaken, NodeNotRunning, ProcessExit, ProcessNotAlive
+from .mailbox import AsyncioMailbox, Mailbox, mailbox_class
+from .pid import Pid, Ref, new_incarnation
+from .process import Process, ProcessFunction
+from .reasons import (
+    Crashed,
+    Down,
+    ExitReason,
+    ExitSignal,
+    Kill,
+    Killed,
+    NoConnection,
+    NoProc,
+    Normal,
+    Shutdown,
+)
+from .signals import (
+    DemonitorSignal,
+    DownSignal,
+    ExitSignalSent,
+    LinkSignal,
+    MessageSignal,
+    MonitorSignal,
+    NamedMessageSignal,
+    Signal,
+    UnlinkSignal,
+    destination_node,
+)
+from .transport import Transport
+
+__all__ = ["Address", "Node"]
+
+_log = logging.getLogger("refcount_starter.runtime.node")
+
+#: Where a message can be sent: a pid, a local registered name, or ``(name, node)``.
+Address = Pid | str | tuple[str, str]
+
+NORMAL = Normal()
+KILLED = Killed()
+_anonymous = itertools.count(1)
+
+
+class Node:
+    """A node: processes, their registry, and (optionally) a transport to other nodes.
+
+    Use it as an async context manager; leaving it stops every process (the processes that
+    no live process spawned get ``Shutdown`` in reverse spawn order, each waited for up to
+    ``shutdown_timeout`` seconds, then killed) and waits for them.
+
+    Args:
+        name: The node's name, unique among connected nodes; a fresh one by default.
+        transport: How to reach other nodes (``InMemoryNetwork().transport()``, or the NATS
+            transport); without one the node reaches no other.
+        shutdown_timeout: Seconds each top-level process gets to stop when the node exits.
+        dead_table_size: How many recently dead pids the node remembers, so that a
+            ``NoProc`` can say when and why a pid died.
+
+    Raises:
+        TypeError: A parameter has the wrong type.
+        ValueError: ``shutdown_timeout`` is negative or ``dead_table_size`` below 0.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        transport: Transport | None = None,
+        shutdown_timeout: float = 5.0,
+        dead_table_size: int = 10_000,
+    ) -> None:
+        if name is None:
+            name = f"node{next(_anonymous)}"
+        if not isinstance(name, str) or not name or any(c in name for c in ". *>\t\n"):
+            raise ValueError(
+                f"a node name must be a non-empty str without dots, spaces, '*' or '>', got {name!r}"
+            )
+        if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int | float):
+            raise TypeError(f"shutdown_timeout must be a number of seconds, got {shutdown_timeout!r}")
+        if not shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
+        if type(dead_table_size) is not int or dead_table_size < 0:
+            raise ValueError(f"dead_table_size must be an int >= 0, got {dead_table_size!r}")
+        self._name = name
+        self._incarnation = new_incarnation()
+        self._transport = transport
+        self.shutdown_timeout = float(shutdown_timeout)
+        self._dead_table_size = dead_table_size
+        # Invariant: _procs holds exactly the live processes, in spawn order.
+        self._procs: dict[int, Process] = {}
+        self._names: dict[str, Process] = {}
+        self._dead: dict[Pid, tuple[ExitReason, float]] = {}
+        self._serials = itertools.count(1)
+        self._refs = itertools.count(1)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._mailbox_class: type[Mailbox] = AsyncioMailbox
+        self._running = False
+        # The node itself, as the sender of the exit signals it sends at shutdown.
+        self._self_pid = Pid(name, self._incarnation, 0)
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The node's name."""
+        return self._name
+
+    @property
+    def incarnation(self) -> int:
+        """This run's incarnation: pids of an earlier one are stale everywhere."""
+        return self._incarnation
+
+    def __repr__(self) -> str:
+        return f"<Node {self._name}.{self._incarnation} processes={len(self._procs)}>"
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Node:
+        if self._running or self._tg is not None:
+            raise RuntimeError(f"node {self._name!r} is already running; a Node is entered once")
+        self._mailbox_class = mailbox_class()
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._running = True
+        if self._transport is not None:
+            try:
+                await self._transport.attach(self)
+            except BaseException:
+                self._running = False
+                await tg.__aexit__(None, None, None)
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._stop_all()
+            finally:
+                self._running = False
+                if self._transport is not None:
+                    await self._transport.detach()
+        await self._tg.__aexit__(None, None, None)
+        return None
+
+    async def _stop_all(self) -> None:
+        # Top-level processes first, newest first, each through its own shutdown
+        # (a supervisor stops its children in its own order).
+        for proc in reversed(list(self._procs.values())):
+            if proc.reason is not None or proc._foreign:
+                continue
+            if proc.parent is not None and self._lookup(proc.parent) is not None:
+                continue
+            await self._stop(proc, Shutdown("node stopping"), self.shutdown_timeout)
+        # Whatever is left (processes whose spawner is still alive but did not stop them).
+        for proc in reversed(list(self._procs.values())):
+            if proc._foreign:
+                self._kill(proc, KILLED)
+            else:
+                await self._stop(proc, Kill(), None)
+
+    async def _stop(self, proc: Process, reason: ExitReason, timeout: float | None) -> None:
+        if proc.reason is not None:
+            return
+        exited = proc._exited = proc._exited or anyio.Event()
+        self._exit_signal(proc, self._self_pid, reason, linked=False)
+        if timeout is not None:
+            with anyio.move_on_after(timeout):
+                await exited.wait()
+            if proc.reason is None:
+                self._kill(proc, KILLED)
+        await exited.wait()
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise NodeNotRunning(f"node {self._name!r} is not running; use it inside 'async with'")
+
+    # -- spawning ---------------------------------------------------------------------------
+
+    def spawn(self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None) -> Pid:
+        """Start ``fn(process, *args)`` as a top-level process; return its pid at once.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            NodeNotRunning: The node is not inside its ``async with`` block.
+        """
+        return self._spawn(fn, args, None, trap_exits=trap_exits, name=name).pid
+
+    def _spawn(
+        self,
+        fn: ProcessFunction,
+        args: tuple[Any, ...],
+        parent: Process | None,
+        *,
+        link: bool = False,
+        monitor: bool = False,
+        trap_exits: bool = False,
+        name: str | None = None,
+    ) -> Process:
+        self._check_running()
+        if not callable(fn):
+            raise TypeError(f"a process function must be an async callable, got {fn!r}")
+        proc = self._new_process(parent, trap_exits)
+        if name is not None:
+            self._register(name, proc)
+        if parent is not None:
+            if link:
+                proc._links.add(parent.pid)
+                parent._links.add(proc.pid)
+            if monitor:
+                ref = self._new_ref()
+                proc._watchers[ref] = parent.pid
+                parent._monitors[ref] = proc.pid
+        assert self._tg is not None
+        self._tg.start_soon(self._run, proc, fn, args, name="refcount_starter.process")
+        return proc
+
+    def _new_process(self, parent: Process | None, trap_exits: bool) -> Process:
+        serial = next(self._serials)
+        pid = Pid(self._name, self._incarnation, serial)
+        proc = Process(
+            self,
+            pid,
+            None if parent is None else parent.pid,
+            self._mailbox_class(),
+            anyio.CancelScope(),
+            bool(trap_exits),
+        )
+        self._procs[serial] = proc
+        return proc
+
+    async def _run(self, proc: Process, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
+        reason: ExitReason = KILLED
+        try:
+            with proc._scope:
+                if proc._pending is None:
+                    await fn(proc, *args)
+                reason = NORMAL
+        except ProcessExit as exc:
+            reason = exc.reason
+        except Exception as exc:
+            reason = Crashed.from_exception(exc)
+            _log.error("process %s crashed", proc.pid, exc_info=exc)
+        finally:
+            if proc._pending is not None:
+                reason = proc._pending
+            self._exit(proc, reason)
+
+    @contextlib.asynccontextmanager
+    async def process(self, *, trap_exits: bool = False, name: str | None = None) -> AsyncIterator[Process]:
+        """Make the calling task a process for the duration of the block.
+
+        Leaving the block normally exits the process ``Normal``; an exception leaving it
+        exits it ``Crashed`` (and propagates). If an exit signal kills the process, its
+        block is cancelled and ``ProcessExit(reason)`` is raised out of it.
+
+        Raises:
+            NodeNotRunning: The node is not inside its ``async with`` block.
+        """
+        self._check_running()
+        proc = self._new_process(None, trap_exits)
+        proc._foreign = True
+        if name is not None:
+            self._register(name, proc)
+        reason: ExitReason = NORMAL
+        try:
+            with proc._scope:
+                try:
+                    yield proc
+                except ProcessExit as exc:
+                    reason = exc.reason
+                except Exception as exc:
+                    reason = Crashed.from_exception(exc)
+                    raise
+        finally:
+            if proc._pending is not None:
+                reason = proc._pending
+            if proc.reason is None:
+                self._exit(proc, reason)
+        if proc._pending is not None:
+            raise ProcessExit(proc._pending)
+
+    # -- exit -------------------------------------------------------------------------------
+
+    def _exit(self, proc: Process, reason: ExitReason) -> None:
+        pid = proc.pid
+        del self._procs[pid.serial]
+        proc.reason = reason
+        if proc._name is not None:
+            del self._names[proc._name]
+        if self._dead_table_size:
+            dead = self._dead
+            if len(dead) >= self._dead_table_size:
+                del dead[next(iter(dead))]
+            dead[pid] = (reason, time.time())
+        links, proc._links = proc._links, set()
+        for other in links:
+            self._link_exit(pid, other, reason)
+        watchers, proc._watchers = proc._watchers, {}
+        for ref, watcher in watchers.items():
+            self._down(watcher, ref, pid, reason)
+        monitors, proc._monitors = proc._monitors, {}
+        for ref, target in monitors.items():
+            self._drop_watch(proc.pid, target, ref)
+        if proc._exited is not None:
+            proc._exited.set()
+
+    def _kill(self, proc: Process, reason: ExitReason) -> None:
+        if proc._pending is None and proc.reason is None:
+            proc._pending = reason
+            proc._scope.cancel()
+
+    def _exit_signal(self, target: Process, sender: Pid, reason: ExitReason, *, linked: bool) -> None:
+        if type(reason) is Kill and not linked:
+            self._kill(target, KILLED)
+        elif target.trap_exits:
+            target._mailbox.put(ExitSignal(sender, reason))
+        elif type(reason) is Normal:
+            if sender == target.pid and not linked:
+                self._kill(target, reason)
+        else:
+            self._kill(target, reason)
+
+    def _link_exit(self, sender: Pid, to: Pid, reason: ExitReason) -> None:
+        target = self._lookup(to)
+        if target is not None:
+            target._links.discard(sender)
+            self._exit_signal(target, sender, reason, linked=True)
+        elif to.node != self._name:
+            self._transport_send(ExitSignalSent(sender, to, reason, True))
+
+    def _down(self, watcher: Pid, ref: Ref, pid: Pid, reason: ExitReason) -> None:
+        proc = self._lookup(watcher)
+        if proc is not None:
+            if proc._monitors.pop(ref, None) is not None:
+                proc._mailbox.put(Down(ref, pid, reason))
+        elif watcher.node != self._name:
+            self._transport_send(DownSignal(watcher, ref, pid, reason))
+
+    def _drop_watch(self, watcher: Pid, target: Pid, ref: Ref) -> None:
+        proc = self._lookup(target)
+        if proc is not None:
+            proc._watchers.pop(ref, None)
+        elif target.node != self._name:
+            self._transport_send(DemonitorSignal(watcher, target, ref))
+
+    # -- operations behind the Process handle -----------------------------------------------
+
+    def _lookup(self, pid: Pid) -> Process | None:
+        if pid.node != self._name or pid.incarnation != self._incarnation:
+            return None
+        return self._procs.get(pid.serial)
+
+    def _noproc(self, pid: Pid) -> NoProc:
+        known = self._dead.get(pid)
+        if known is None:
+            return NoProc(pid)
+        return NoProc(pid, known[0], known[1])
+
+    def _is_remote(self, pid: Pid) -> bool:
+        return pid.node != self._name
+
+    def _send(self, sender: Pid | None, to: Address, message: Any) -> None:
+        if type(to) is Pid:
+            if to.node == self._name:
+                if to.incarnation == self._incarnation:
+                    proc = self._procs.get(to.serial)
+                    if proc is not None:
+                        proc._mailbox.put(message)
+                # A dead pid, or one of an earlier incarnation: dropped, as in Erlang.
+                return
+            self._transport_send(MessageSignal(sender, to, message))
+        elif isinstance(to, str):
+            self._named(to)._mailbox.put(message)
+        elif isinstance(to, tuple) and len(to) == 2 and all(isinstance(part, str) for part in to):
+            name, node = to
+            if node == self._name:
+                self._named(name)._mailbox.put(message)
+            else:
+                self._transport_send(NamedMessageSignal(sender, node, name, message))
+        else:
+            raise TypeError(
+                f"a message goes to a Pid, a registered name or a (name, node) pair, got {to!r}"
+            )
+
+    def _named(self, name: str) -> Process:
+        proc = self._names.get(name)
+        if proc is None:
+            raise NameNotRegistered(name, self._name)
+        return proc
+
+    def _resolve(self, target: Address) -> Pid:
+        if type(target) is Pid:
+            return target
+        if isinstance(target, str):
+            return self._named(target).pid
+        if isinstance(target, tuple) and len(target) == 2 and all(isinstance(p, str) for p in target):
+            if target[1] == self._name:
+                return self._named(target[0]).pid
+            raise TypeError(f"a remote name {target!r} cannot be monitored or called; use its pid")
+        raise TypeError(f"expected a Pid, a registered name or a (name, node) pair, got {target!r}")
+
+    def _link(self, proc: Process, pid: Pid) -> None:
+        if type(pid) is not Pid:
+            raise TypeError(f"link takes a Pid, got {pid!r}")
+        if pid == proc.pid or pid in proc._links:
+            return
+        target = self._lookup(pid)
+        if target is not None:
+            proc._links.add(pid)
+            target._links.add(proc.pid)
+        elif self._is_remote(pid):
+            proc._links.add(pid)
+            self._transport_send(LinkSignal(proc.pid, pid))
+        else:
+            self._exit_signal(proc, pid, self._noproc(pid), linked=True)
+
+    def _unlink(self, proc: Process, pid: Pid) -> None:
+        if type(pid) is not Pid:
+            raise TypeError(f"unlink takes a Pid, got {pid!r}")
+        if pid not in proc._links:
+            return
+        proc._links.discard(pid)
+        target = self._lookup(pid)
+        if target is not None:
+            target._links.discard(proc.pid)
+        elif self._is_remote(pid):
+            self._transport_send(UnlinkSignal(proc.pid, pid))
+
+    def _monitor(self, proc: Process, target: Address) -> Ref:
+        pid = self._resolve(target)
+        ref = self._new_ref()
+        watched = self._lookup(pid)
+        if watched is not None:
+            watched._watchers[ref] = proc.pid
+            proc._monitors[ref] = pid
+        elif self._is_remote(pid):
+            proc._monitors[ref] = pid
+            self._transport_send(MonitorSignal(proc.pid, pid, ref))
+        else:
+            proc._mailbox.put(Down(ref, pid, self._noproc(pid)))
+        return ref
+
+    def _demonitor(self, proc: Process, ref: Ref, flush: bool) -> None:
+        if type(ref) is not Ref:
+            raise TypeError(f"demonitor takes the Ref that monitor returned, got {ref!r}")
+        target = proc._monitors.pop(ref, None)
+        if target is not None:
+            self._drop_watch(proc.pid, target, ref)
+        if flush:
+            proc._mailbox.remove_all(lambda m: type(m) is Down and m.ref == ref)
+
+    def _exit_from(self, sender: Pid, pid: Pid, reason: ExitReason) -> None:
+        if type(pid) is not Pid:
+            raise TypeError(f"exit takes a Pid, got {pid!r}")
+        if not isinstance(reason, ExitReason):
+            raise TypeError(f"an exit signal carries an ExitReason (Normal(), Shutdown(), ...), got {reason!r}")
+        target = self._lookup(pid)
+        if target is not None:
+            self._exit_signal(target, sender, reason, linked=False)
+        elif self._is_remote(pid):
+            self._transport_send(ExitSignalSent(sender, pid, reason, False))
+
+    def _new_ref(self) -> Ref:
+        return Ref(self._name, self._incarnation, next(self._refs))
+
+    # -- public node-level operations -------------------------------------------------------
+
+    def send(self, to: Address, message: Any) -> None:
+        """Send ``message`` from outside any process (the sender is unknown to the receiver)."""
+        self._send(None, to, message)
+
+    def exit(self, pid: Pid, reason: ExitReason) -> None:
+        """Send ``pid`` an exit signal from the node itself (see ``Process.exit``)."""
+        self._exit_from(self._self_pid, pid, reason)
+
+    def register(self, name: str, pid: Pid) -> None:
+        """Register a live local process under ``name`` (released when it exits).
+
+        Raises:
+            TypeError: ``name`` is not a non-empty str or ``pid`` not a Pid.
+            NameTaken: Another live process holds ``name``.
+            ProcessNotAlive: ``pid`` is not a live process of this node.
+            ValueError: The process already has a name.
+        """
+        if type(pid) is not Pid:
+            raise TypeError(f"register takes a Pid, got {pid!r}")
+        proc = self._lookup(pid)
+        if proc is None:
+            raise ProcessNotAlive(pid, self._noproc(pid))
+        self._register(name, proc)
+
+    def _register(self, name: str, proc: Process) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a registered name must be a non-empty str, got {name!r}")
+        holder = self._names.get(name)
+        if holder is not None:
+            raise NameTaken(name, holder.pid)
+        if proc._name is not None:
+            raise ValueError(f"process {proc.pid} is already registered as {proc._name!r}")
+        self._names[name] = proc
+        proc._name = name
+
+    def unregister(self, name: str) -> None:
+        """Release ``name``.
+
+        Raises:
+            NameNotRegistered: No live process holds ``name``.
+        """
+        proc = self._named(name)
+        del self._names[name]
+        proc._name = None
+
+    def whereis(self, name: str) -> Pid | None:
+        """The pid registered under ``name`` on this node, or ``None``."""
+        proc = self._names.get(name)
+        return None if proc is None else proc.pid
+
+    def registered(self) -> list[str]:
+        """The names registered on this node."""
+        return list(self._names)
+
+    def is_alive(self, pid: Pid) -> bool:
+        """Whether ``pid`` is a live process of this node."""
+        return self._lookup(pid) is not None
+
+    def processes(self) -> list[Pid]:
+        """The pids of the live processes, in spawn order."""
+        return [proc.pid for proc in self._procs.values()]
+
+    @property
+    def process_count(self) -> int:
+        """How many processes are alive on this node."""
+        return len(self._procs)
+
+    def why_dead(self, pid: Pid) -> NoProc:
+        """What the node still knows of a dead or unknown pid, as a ``NoProc`` reason."""
+        return self._noproc(pid)
+
+    async def wait(self, pid: Pid) -> ExitReason:
+        """Wait until the local process ``pid`` has exited; return its exit reason.
+
+        A pid that is already dead or unknown returns its ``NoProc`` at once.
+        """
+        proc = self._lookup(pid)
+        if proc is None:
+            return self._noproc(pid)
+        exited = proc._exited = proc._exited or anyio.Event()
+        await exited.wait()
+        assert proc.reason is not None
+        return proc.reason
+
+    # -- the transport's side ---------------------------------------------------------------
+
+    def _transport_send(self, signal: Signal) -> None:
+        if self._transport is None:
+            self.undeliverable(signal, NoConnection(destination_node(signal)))
+        else:
+            self._transport.send(signal)
+
+    def deliver(self, signal: Signal) -> None:
+        """Apply a signal that arrived from another node (called by the transport)."""
+        if type(signal) is MessageSignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                proc._mailbox.put(signal.message)
+        elif type(signal) is NamedMessageSignal:
+            named = self._names.get(signal.name)
+            if named is not None:
+                named._mailbox.put(signal.message)
+        elif type(signal) is LinkSignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                proc._links.add(signal.sender)
+            else:
+                self._transport_send(ExitSignalSent(signal.to, signal.sender, self._noproc(signal.to), True))
+        elif type(signal) is UnlinkSignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                proc._links.discard(signal.sender)
+        elif type(signal) is ExitSignalSent:
+            proc = self._lookup(signal.to)
+            if proc is None:
+                return
+            if signal.linked:
+                if signal.sender not in proc._links:
+                    return  # unlinked meanwhile: Erlang drops it too
+                proc._links.discard(signal.sender)
+            self._exit_signal(proc, signal.sender, signal.reason, linked=signal.linked)
+        elif type(signal) is MonitorSignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                proc._watchers[signal.ref] = signal.sender
+            else:
+                self._transport_send(DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to)))
+        elif type(signal) is DemonitorSignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                proc._watchers.pop(signal.ref, None)
+        elif type(signal) is DownSignal:
+            self._down(signal.to, signal.ref, signal.pid, signal.reason)
+        else:
+            _log.warning("node %s dropped an unknown signal %r", self._name, signal)
+
+    def undeliverable(self, signal: Signal, reason: NoConnection) -> None:
+        """A signal this node sent could not reach its node (called by the transport)."""
+        if type(signal) is LinkSignal:
+            proc = self._lookup(signal.sender)
+            if proc is not None and signal.to in proc._links:
+                proc._links.discard(signal.to)
+                self._exit_signal(proc, signal.to, reason, linked=True)
+        elif type(signal) is MonitorSignal:
+            self._down(signal.sender, signal.ref, signal.to, reason)
+        else:
+            _log.debug("node %s could not deliver %r: %r", self._name, signal, reason)
+
+    def peer_down(self, node: str) -> None:
+        """Every link and monitor across to ``node`` fires ``NoConnection`` (transport's call)."""
+        reason = NoConnection(node)
+        for proc in list(self._procs.values()):
+            lost_links = [pid for pid in proc._links if pid.node == node]
+            for pid in lost_links:
+                proc._links.discard(pid)
+                self._exit_signal(proc, pid, reason, linked=True)
+            lost_monitors = [(ref, pid) for ref, pid in proc._monitors.items() if pid.node == node]
+            for ref, pid in lost_monitors:
+                del proc._monitors[ref]
+                proc._mailbox.put(Down(ref, pid, reason))
+            lost_watchers = [ref for ref, pid in proc._watchers.items() if pid.node == node]
+            for ref in lost_watchers:
+                del proc._watchers[ref]

@@ -1,0 +1,270 @@
+"""The ``Process`` handle each process function receives as its first argument."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .errors import CallFailed, CallTimeout
+from .mailbox import Mailbox, to_predicate
+from .pid import Pid, Ref
+from .reasons import Down, ExitReason
+from .signals import Call, Reply
+
+if TYPE_CHECKING:
+    import anyio
+
+    from .node import Address, Node
+
+__all__ = ["Process", "ProcessFunction"]
+
+T = TypeVar("T")
+
+#: A process function: ``async def fn(p: Process, *args) -> None``.
+ProcessFunction = Callable[..., Awaitable[object]]
+
+
+class Process:
+    """A live process: its pid, its mailbox, and the operations it can perform.
+
+    Every process function gets one as its first argument; ``Node.process()`` makes the
+    calling task a process and gives it one. The mailbox has one reader: the process itself.
+    """
+
+    # A hand-written slotted class: one is made per spawn, and spawn is a hot path.
+    __slots__ = (
+        "_exited",
+        "_foreign",
+        "_links",
+        "_mailbox",
+        "_monitors",
+        "_name",
+        "_pending",
+        "_scope",
+        "_watchers",
+        "node",
+        "parent",
+        "pid",
+        "reason",
+        "trap_exits",
+    )
+
+    def __init__(
+        self,
+        node: Node,
+        pid: Pid,
+        parent: Pid | None,
+        mailbox: Mailbox,
+        scope: anyio.CancelScope,
+        trap_exits: bool,
+    ) -> None:
+        self.node = node
+        self.pid = pid
+        #: The process that spawned this one, if any.
+        self.parent = parent
+        #: Whether exit signals arrive as ``ExitSignal`` messages instead of killing.
+        self.trap_exits = trap_exits
+        #: The exit reason, once the process has exited.
+        self.reason: ExitReason | None = None
+        self._mailbox = mailbox
+        self._scope = scope
+        self._links: set[Pid] = set()
+        # Invariant: _monitors holds the monitors this process set (ref -> target);
+        # _watchers the monitors set on it (ref -> watcher).
+        self._monitors: dict[Ref, Pid] = {}
+        self._watchers: dict[Ref, Pid] = {}
+        self._pending: ExitReason | None = None
+        self._exited: anyio.Event | None = None
+        self._name: str | None = None
+        self._foreign = False
+
+    def __repr__(self) -> str:
+        state = "alive" if self.reason is None else f"exited {self.reason!r}"
+        return f"<Process {self.pid} {state}>"
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def send(self, to: Address, message: Any) -> None:
+        """Send ``message`` to a pid, a registered name, or a ``(name, node)`` pair.
+
+        Sending never blocks and never fails for a dead pid (the message is dropped, as in
+        Erlang). Messages from one process to another arrive in the order sent.
+
+        Raises:
+            TypeError: ``to`` is not an address.
+            NameNotRegistered: ``to`` is a local name that no live process holds.
+        """
+        self.node._send(self.pid, to, message)
+
+    @overload
+    async def receive(
+        self, match: type[T], *, where: Callable[[T], bool] | None = ..., timeout: float | None = ...
+    ) -> T: ...
+
+    @overload
+    async def receive(
+        self,
+        match: tuple[type, ...] | None = ...,
+        *,
+        where: Callable[[Any], bool] | None = ...,
+        timeout: float | None = ...,
+    ) -> Any: ...
+
+    async def receive(
+        self,
+        match: type | tuple[type, ...] | None = None,
+        *,
+        where: Callable[[Any], bool] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Take the oldest message, or with a filter the oldest one that matches.
+
+        Messages that do not match stay in the mailbox, in order.
+
+        Args:
+            match: A type or tuple of types the message must be an instance of.
+            where: A predicate the message must satisfy.
+            timeout: Seconds to wait; ``None`` waits for ever, ``0`` only looks.
+
+        Returns:
+            The message.
+
+        Raises:
+            TimeoutError: No matching message arrived within ``timeout``.
+            ValueError: ``timeout`` is negative.
+            TypeError: ``match`` is not a type or tuple of types, or ``where`` not callable.
+        """
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        if match is None and where is None:
+            if timeout is None:
+                return await self._mailbox._receive(None)
+            return await self._mailbox.receive(None, timeout)
+        return await self._mailbox.receive(to_predicate(match, where), timeout)
+
+    async def messages(self) -> AsyncIterator[Any]:
+        """Iterate over incoming messages for ever (``async for msg in p.messages()``)."""
+        while True:
+            yield await self._mailbox._receive(None)
+
+    @property
+    def mailbox_size(self) -> int:
+        """How many messages wait in the mailbox."""
+        return len(self._mailbox)
+
+    # -- call / reply -----------------------------------------------------------------------
+
+    async def call(self, to: Address, request: Any, *, timeout: float | None = None) -> Any:
+        """Send ``request`` and wait for the reply, watching the callee with a monitor.
+
+        Args:
+            to: The callee: a pid, a registered name or a ``(name, node)`` pair.
+            request: The request; the callee receives it as ``Call(sender, ref, request)``.
+            timeout: Seconds to wait for the reply; ``None`` waits as long as the callee lives.
+
+        Returns:
+            The value the callee passed to ``reply``.
+
+        Raises:
+            CallFailed: The callee exited (or was unknown: ``NoProc``) before replying.
+            CallTimeout: No reply within ``timeout``.
+            ValueError: ``timeout`` is negative.
+        """
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        ref = self.monitor(to)
+        self.node._send(self.pid, to, Call(self.pid, ref, request))
+
+        def answers(message: Any) -> bool:
+            return (type(message) is Reply or type(message) is Down) and message.ref == ref
+
+        try:
+            message = await self._mailbox.receive(answers, timeout)
+        except TimeoutError:
+            self.demonitor(ref)
+            raise CallTimeout(to, timeout or 0.0) from None
+        if type(message) is Down:
+            raise CallFailed(to, message.reason)
+        self.demonitor(ref)
+        return message.value
+
+    def reply(self, call: Call, value: Any) -> None:
+        """Answer a ``Call`` received from ``call``."""
+        if not isinstance(call, Call):
+            raise TypeError(f"reply answers a Call message, got {call!r}")
+        self.node._send(self.pid, call.sender, Reply(call.ref, value))
+
+    # -- links, monitors, exit signals ------------------------------------------------------
+
+    def link(self, pid: Pid) -> None:
+        """Link to ``pid``: when either exits, the other gets an exit signal.
+
+        Linking to a dead or unknown pid delivers ``NoProc`` at once.
+        """
+        self.node._link(self, pid)
+
+    def unlink(self, pid: Pid) -> None:
+        """Remove the link to ``pid``, if any."""
+        self.node._unlink(self, pid)
+
+    def monitor(self, target: Address) -> Ref:
+        """Watch ``target``; when it exits this process receives ``Down(ref, pid, reason)``.
+
+        Monitoring a dead or unknown pid delivers ``Down(ref, pid, NoProc)`` at once.
+
+        Returns:
+            The monitor's reference, for ``demonitor``.
+
+        Raises:
+            NameNotRegistered: ``target`` is a local name that no live process holds.
+        """
+        return self.node._monitor(self, target)
+
+    def demonitor(self, ref: Ref, *, flush: bool = True) -> None:
+        """Stop a monitor; with ``flush`` also remove its ``Down`` if it already arrived."""
+        self.node._demonitor(self, ref, flush)
+
+    def exit(self, pid: Pid, reason: ExitReason) -> None:
+        """Send ``pid`` an exit signal.
+
+        A target that does not trap exits ignores ``Normal`` and exits with any other reason;
+        ``Kill`` cannot be trapped (the target exits ``Killed``); a trapping target receives
+        ``ExitSignal(sender, reason)`` as a message.
+
+        Raises:
+            TypeError: ``reason`` is not an ``ExitReason``.
+        """
+        self.node._exit_from(self.pid, pid, reason)
+
+    # -- spawning ---------------------------------------------------------------------------
+
+    def spawn(self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None) -> Pid:
+        """Start ``fn(process, *args)`` as a new process on this node; return its pid at once.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+        """
+        return self.node._spawn(fn, args, self, trap_exits=trap_exits, name=name).pid
+
+    def spawn_link(
+        self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
+    ) -> Pid:
+        """Like ``spawn``, linked to this process before the new one runs."""
+        return self.node._spawn(fn, args, self, link=True, trap_exits=trap_exits, name=name).pid
+
+    def spawn_monitor(
+        self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
+    ) -> tuple[Pid, Ref]:
+        """Like ``spawn``, monitored by this process before the new one runs."""
+        child = self.node._spawn(fn, args, self, monitor=True, trap_exits=trap_exits, name=name)
+        return child.pid, next(reversed(child._watchers))
+
+    # -- registry ---------------------------------------------------------------------------
+
+    def register(self, name: str) -> None:
+        """Register this process under ``name`` on its node (released when it exits)."""
+        self.node.register(name, self.pid)
+
+    def whereis(self, name: str) -> Pid | None:
+        """The pid registered under ``name`` on this node, or ``None``."""
+        return self.node.whereis(name)

@@ -1,0 +1,130 @@
+"""The signals that travel between nodes, as frozen values.
+
+Within a node, signals are applied directly; a signal for a pid of another node becomes one
+of these values and goes through the node's transport, which delivers the signals from one
+node to another in the order they were sent (or ends the connection).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .pid import Pid, Ref
+from .reasons import ExitReason
+
+__all__ = [
+    "Call",
+    "DemonitorSignal",
+    "DownSignal",
+    "ExitSignalSent",
+    "LinkSignal",
+    "MessageSignal",
+    "MonitorSignal",
+    "NamedMessageSignal",
+    "Reply",
+    "Signal",
+    "UnlinkSignal",
+]
+
+
+@attrs.frozen
+class Call:
+    """A request sent by ``call``; answer it with ``Process.reply(call, value)``.
+
+    Args:
+        sender: The caller.
+        ref: The reference the reply must carry.
+        request: The request itself.
+    """
+
+    sender: Pid
+    ref: Ref
+    request: Any
+
+
+@attrs.frozen
+class Reply:
+    """The answer to a ``Call``."""
+
+    ref: Ref
+    value: Any
+
+
+@attrs.frozen
+class MessageSignal:
+    sender: Pid | None
+    to: Pid
+    message: Any
+
+
+@attrs.frozen
+class NamedMessageSignal:
+    sender: Pid | None
+    node: str
+    name: str
+    message: Any
+
+
+@attrs.frozen
+class LinkSignal:
+    sender: Pid
+    to: Pid
+
+
+@attrs.frozen
+class UnlinkSignal:
+    sender: Pid
+    to: Pid
+
+
+@attrs.frozen
+class ExitSignalSent:
+    """An exit signal: from a link when ``linked`` is true, from ``exit()`` otherwise."""
+
+    sender: Pid
+    to: Pid
+    reason: ExitReason
+    linked: bool
+
+
+@attrs.frozen
+class MonitorSignal:
+    sender: Pid
+    to: Pid
+    ref: Ref
+
+
+@attrs.frozen
+class DemonitorSignal:
+    sender: Pid
+    to: Pid
+    ref: Ref
+
+
+@attrs.frozen
+class DownSignal:
+    to: Pid
+    ref: Ref
+    pid: Pid
+    reason: ExitReason
+
+
+Signal = (
+    MessageSignal
+    | NamedMessageSignal
+    | LinkSignal
+    | UnlinkSignal
+    | ExitSignalSent
+    | MonitorSignal
+    | DemonitorSignal
+    | DownSignal
+)
+
+
+def destination_node(signal: Signal) -> str:
+    """The name of the node a signal is for."""
+    if isinstance(signal, NamedMessageSignal):
+        return signal.node
+    return signal.to.node
