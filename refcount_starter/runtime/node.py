@@ -22,7 +22,7 @@ import anyio.abc
 from .errors import NameNotRegistered, NameTaken, NodeNotRunning, ProcessExit, ProcessNotAlive
 from .mailbox import AsyncioMailbox, Mailbox, mailbox_class
 from .pid import Pid, Ref, new_incarnation
-from .process import Process, ProcessFunction
+from .process import UNBOUND, Process, ProcessFunction
 from .reasons import (
     Crashed,
     Down,
@@ -91,9 +91,9 @@ class Node:
     ) -> None:
         if name is None:
             name = f"node{next(_anonymous)}"
-        if not isinstance(name, str) or not name or any(c in name for c in ". *>\t\n"):
+        if not isinstance(name, str) or not name or any(c in name for c in ". *<>?\t\n"):
             raise ValueError(
-                f"a node name must be a non-empty str without dots, spaces, '*' or '>', got {name!r}"
+                f"a node name must be a non-empty str without dots, spaces, '*', '<', '>' or '?', got {name!r}"
             )
         if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int | float):
             raise TypeError(f"shutdown_timeout must be a number of seconds, got {shutdown_timeout!r}")
@@ -222,6 +222,7 @@ class Node:
         monitor: bool = False,
         trap_exits: bool = False,
         name: str | None = None,
+        owner: tuple[Pid, Ref] | None = None,
     ) -> Process:
         self._check_running()
         if not callable(fn):
@@ -229,7 +230,24 @@ class Node:
         proc = self._new_process(parent, trap_exits)
         if name is not None:
             self._register(name, proc)
-        if parent is not None:
+        if owner is not None:
+            # Linked to and monitored by ``owner`` (maybe on another node) before it runs.
+            owner_pid, ref = owner
+            proc.parent = owner_pid
+            proc._links.add(owner_pid)
+            proc._watchers[ref] = owner_pid
+            local_owner = self._lookup(owner_pid)
+            if local_owner is not None:
+                local_owner._links.add(proc.pid)
+                local_owner._monitors[ref] = proc.pid
+            elif self._is_remote(owner_pid):
+                self._transport_send(LinkSignal(proc.pid, owner_pid))
+            else:
+                # The owner is already dead: the new process dies with it, as a linked one would.
+                proc._links.discard(owner_pid)
+                del proc._watchers[ref]
+                self._kill(proc, self._noproc(owner_pid))
+        elif parent is not None:
             if link:
                 proc._links.add(parent.pid)
                 parent._links.add(proc.pid)
@@ -364,6 +382,8 @@ class Node:
             self._transport_send(DownSignal(watcher, ref, pid, reason))
 
     def _drop_watch(self, watcher: Pid, target: Pid, ref: Ref) -> None:
+        if target is UNBOUND:
+            return
         proc = self._lookup(target)
         if proc is not None:
             proc._watchers.pop(ref, None)

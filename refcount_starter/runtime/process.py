@@ -20,6 +20,9 @@ __all__ = ["Process", "ProcessFunction"]
 
 T = TypeVar("T")
 
+#: The target of a reserved monitor that is not bound to a pid yet.
+UNBOUND = Pid("<unbound>", 0, 0)
+
 #: A process function: ``async def fn(p: Process, *args) -> None``.
 ProcessFunction = Callable[..., Awaitable[object]]
 
@@ -258,6 +261,33 @@ class Process:
         """Like ``spawn``, monitored by this process before the new one runs."""
         child = self.node._spawn(fn, args, self, monitor=True, trap_exits=trap_exits, name=name)
         return child.pid, next(reversed(child._watchers))
+
+    def spawn_for(self, owner: Pid, ref: Ref, fn: ProcessFunction, *args: Any, trap_exits: bool = False) -> Pid:
+        """Start ``fn`` linked to ``owner`` and monitored by it under ``ref``, before it runs.
+
+        This is how a starter starts a child on behalf of a supervisor, maybe of another
+        node: ``owner`` reserved ``ref`` with ``reserve_monitor`` and binds it to the returned
+        pid with ``bind_monitor``; a ``Down`` that arrives before the bind is still accepted.
+        If ``owner`` is a dead local process, the new process exits at once with ``NoProc``.
+
+        Raises:
+            TypeError: ``fn`` is not callable, or ``owner``/``ref`` of the wrong type.
+        """
+        if type(owner) is not Pid or type(ref) is not Ref:
+            raise TypeError(f"spawn_for takes the owner's Pid and a Ref, got {owner!r}, {ref!r}")
+        return self.node._spawn(fn, args, self, trap_exits=trap_exits, owner=(owner, ref)).pid
+
+    def reserve_monitor(self) -> Ref:
+        """A fresh reference under which this process accepts a ``Down`` from a process that
+        another process starts for it (see ``spawn_for``)."""
+        ref = self.node._new_ref()
+        self._monitors[ref] = UNBOUND
+        return ref
+
+    def bind_monitor(self, ref: Ref, pid: Pid) -> None:
+        """Tie a reserved reference to the pid it watches (if its ``Down`` has not come yet)."""
+        if self._monitors.get(ref) is UNBOUND:
+            self._monitors[ref] = pid
 
     # -- registry ---------------------------------------------------------------------------
 
