@@ -12,6 +12,8 @@ from .reasons import Down, ExitReason
 from .signals import Call, Reply
 
 if TYPE_CHECKING:
+    import asyncio
+
     import anyio
 
     from .node import Address, Node
@@ -44,6 +46,7 @@ class Process:
         "_name",
         "_pending",
         "_scope",
+        "_started",
         "_watchers",
         "node",
         "parent",
@@ -58,7 +61,7 @@ class Process:
         pid: Pid,
         parent: Pid | None,
         mailbox: Mailbox,
-        scope: anyio.CancelScope,
+        scope: anyio.CancelScope | asyncio.Task[None] | None,
         trap_exits: bool,
     ) -> None:
         self.node = node
@@ -70,7 +73,9 @@ class Process:
         #: The exit reason, once the process has exited.
         self.reason: ExitReason | None = None
         self._mailbox = mailbox
-        self._scope = scope
+        # How to kill it: its cancel scope, or (on asyncio) its task.
+        self._scope: Any = scope
+        self._started = False
         self._links: set[Pid] = set()
         # Invariant: _monitors holds the monitors this process set (ref -> target);
         # _watchers the monitors set on it (ref -> watcher).
