@@ -83,7 +83,7 @@ async def _spawn_ours(n: int) -> float:
 async def _spawn_base(n: int) -> float:
     async def child(scope: anyio.CancelScope, started: anyio.Event, done: anyio.Event) -> None:
         with scope:
-            send, receive = anyio.create_memory_object_stream[Any](math.inf)
+            _send, receive = anyio.create_memory_object_stream[Any](math.inf)
             started.set()
             async with receive:
                 async for _ in receive:

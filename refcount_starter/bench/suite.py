@@ -155,7 +155,7 @@ def run_suite(
         KeyError: A name is not a benchmark; the message lists the known ones.
     """
     _load_all()
-    chosen = list(BENCHMARKS) if not names else names
+    chosen = names or list(BENCHMARKS)
     unknown = [name for name in chosen if name not in BENCHMARKS]
     if unknown:
         raise KeyError(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
