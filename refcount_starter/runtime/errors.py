@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .reasons import ExitReason
+
 if TYPE_CHECKING:
     from .pid import Pid
-    from .reasons import ExitReason
 
 __all__ = [
     "CallFailed",
@@ -25,9 +26,14 @@ class ProcessExit(Exception):
 
     Args:
         reason: The exit reason.
+
+    Raises:
+        TypeError: ``reason`` is not an ``ExitReason``.
     """
 
     def __init__(self, reason: ExitReason) -> None:
+        if not isinstance(reason, ExitReason):
+            raise TypeError(f"a process exits with an ExitReason (Normal(), Shutdown(), ...), got {reason!r}")
         super().__init__(reason)
         self.reason = reason
 

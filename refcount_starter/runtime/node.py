@@ -193,8 +193,6 @@ class Node:
                 break
             for proc in orphans:
                 signalled.add(proc.pid.serial)
-                if proc.parent is not None and self._lookup(proc.parent) is not None:
-                    continue  # respawned under a live parent: that parent stops it
                 await self._stop(proc, Shutdown("node stopping"), self.shutdown_timeout)
         # Whatever is left (processes whose spawner is still alive but did not stop them,
         # and processes started while the node was stopping), until none is left.
@@ -225,7 +223,9 @@ class Node:
 
     # -- spawning ---------------------------------------------------------------------------
 
-    def spawn(self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None) -> Pid:
+    def spawn(
+        self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
+    ) -> Pid:
         """Start ``fn(process, *args)`` as a top-level process; return its pid at once.
 
         Raises:
@@ -484,9 +484,7 @@ class Node:
             else:
                 self._transport_send(NamedMessageSignal(sender, node, name, message))
         else:
-            raise TypeError(
-                f"a message goes to a Pid, a registered name or a (name, node) pair, got {to!r}"
-            )
+            raise TypeError(f"a message goes to a Pid, a registered name or a (name, node) pair, got {to!r}")
 
     def _named(self, name: str) -> Process:
         proc = self._names.get(name)
@@ -559,7 +557,9 @@ class Node:
         if type(pid) is not Pid:
             raise TypeError(f"exit takes a Pid, got {pid!r}")
         if not isinstance(reason, ExitReason):
-            raise TypeError(f"an exit signal carries an ExitReason (Normal(), Shutdown(), ...), got {reason!r}")
+            raise TypeError(
+                f"an exit signal carries an ExitReason (Normal(), Shutdown(), ...), got {reason!r}"
+            )
         target = self._lookup(pid)
         if target is not None:
             self._exit_signal(target, sender, reason, linked=False)
@@ -648,11 +648,15 @@ class Node:
     async def wait(self, pid: Pid) -> ExitReason:
         """Wait until the local process ``pid`` has exited; return its exit reason.
 
-        A pid that is already dead or unknown returns its ``NoProc`` at once.
+        A pid that has already exited returns its exit reason at once, while the node still
+        remembers it (see ``dead_table_size``); one it never had or has forgotten returns
+        ``NoProc(pid)``. Either way the answer does not depend on whether the process
+        exited just before or just after the call.
         """
         proc = self._lookup(pid)
         if proc is None:
-            return self._noproc(pid)
+            known = self._dead.get(pid)
+            return self._noproc(pid) if known is None else known[0]
         exited = proc._exited = proc._exited or anyio.Event()
         await exited.wait()
         assert proc.reason is not None
@@ -700,7 +704,9 @@ class Node:
             if proc is not None:
                 proc._watchers[signal.ref] = signal.sender
             else:
-                self._transport_send(DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to)))
+                self._transport_send(
+                    DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to))
+                )
         elif type(signal) is DemonitorSignal:
             proc = self._lookup(signal.to)
             if proc is not None:

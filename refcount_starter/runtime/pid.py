@@ -69,4 +69,3 @@ def new_incarnation() -> int:
     global _last_incarnation
     _last_incarnation = max(time.time_ns() // 1000, _last_incarnation + 1)
     return _last_incarnation
-

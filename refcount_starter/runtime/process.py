@@ -29,6 +29,19 @@ UNBOUND = Pid("<unbound>", 0, 0)
 ProcessFunction = Callable[..., Awaitable[object]]
 
 
+def check_timeout(timeout: object) -> None:
+    """Refuse a timeout that is not a number of seconds >= 0 (``None`` is checked by callers).
+
+    Raises:
+        TypeError: ``timeout`` is not a number.
+        ValueError: ``timeout`` is negative or NaN.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+
+
 class Process:
     """A live process: its pid, its mailbox, and the operations it can perform.
 
@@ -140,20 +153,24 @@ class Process:
         Raises:
             TimeoutError: No matching message arrived within ``timeout``.
             ValueError: ``timeout`` is negative.
-            TypeError: ``match`` is not a type or tuple of types, or ``where`` not callable.
+            TypeError: ``timeout`` is not a number, ``match`` is not a type or tuple of
+                types, or ``where`` is not callable.
         """
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        if timeout is not None:
+            check_timeout(timeout)
         if match is None and where is None:
             if timeout is None:
                 return await self._mailbox._receive(None)
             return await self._mailbox.receive(None, timeout)
         return await self._mailbox.receive(to_predicate(match, where), timeout)
 
-    async def messages(self) -> AsyncIterator[Any]:
-        """Iterate over incoming messages for ever (``async for msg in p.messages()``)."""
-        while True:
-            yield await self._mailbox._receive(None)
+    def messages(self) -> AsyncIterator[Any]:
+        """Iterate over incoming messages for ever (``async for msg in p.messages()``).
+
+        The iterator is a plain object, not an async generator, so leaving the loop early
+        (``break``, ``return``, an exit signal) leaves nothing to finalize.
+        """
+        return _Messages(self._mailbox)
 
     @property
     def mailbox_size(self) -> int:
@@ -176,11 +193,17 @@ class Process:
         Raises:
             CallFailed: The callee exited (or was unknown: ``NoProc``) before replying.
             CallTimeout: No reply within ``timeout``.
-            ValueError: ``timeout`` is negative.
+            NameNotRegistered: ``to`` is a local name that no live process holds.
+            ValueError: ``timeout`` is negative, or ``to`` is this process itself (the call
+                could never be answered).
+            TypeError: ``to`` is not an address, or ``timeout`` not a number.
         """
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        if timeout is not None:
+            check_timeout(timeout)
         ref = self.monitor(to)
+        if self._monitors.get(ref) == self.pid:
+            self.demonitor(ref)
+            raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
         self.node._send(self.pid, to, Call(self.pid, ref, request))
 
         def answers(message: Any) -> bool:
@@ -246,7 +269,9 @@ class Process:
 
     # -- spawning ---------------------------------------------------------------------------
 
-    def spawn(self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None) -> Pid:
+    def spawn(
+        self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
+    ) -> Pid:
         """Start ``fn(process, *args)`` as a new process on this node; return its pid at once.
 
         Raises:
@@ -267,7 +292,9 @@ class Process:
         child = self.node._spawn(fn, args, self, monitor=True, trap_exits=trap_exits, name=name)
         return child.pid, next(reversed(child._watchers))
 
-    def spawn_for(self, owner: Pid, ref: Ref, fn: ProcessFunction, *args: Any, trap_exits: bool = False) -> Pid:
+    def spawn_for(
+        self, owner: Pid, ref: Ref, fn: ProcessFunction, *args: Any, trap_exits: bool = False
+    ) -> Pid:
         """Start ``fn`` linked to ``owner`` and monitored by it under ``ref``, before it runs.
 
         This is how a starter starts a child on behalf of a supervisor, maybe of another
@@ -303,3 +330,18 @@ class Process:
     def whereis(self, name: str) -> Pid | None:
         """The pid registered under ``name`` on this node, or ``None``."""
         return self.node.whereis(name)
+
+
+class _Messages:
+    """The iterator behind ``Process.messages()``."""
+
+    __slots__ = ("_mailbox",)
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self._mailbox = mailbox
+
+    def __aiter__(self) -> _Messages:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._mailbox._receive(None)

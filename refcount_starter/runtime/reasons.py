@@ -88,7 +88,9 @@ class Crashed(ExitReason):
     def from_exception(cls, exc: BaseException) -> Crashed:
         """Describe ``exc`` as a reason, keeping its traceback as text."""
         kind = type(exc)
-        name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        name = (
+            kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        )
         return cls(name, str(exc), "".join(traceback.format_exception(exc)))
 
 

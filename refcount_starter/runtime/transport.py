@@ -7,13 +7,10 @@ transport (``refcount_starter.remote``) connects OS processes and machines. See 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from .reasons import NoConnection
 from .signals import Signal, destination_node
-
-if TYPE_CHECKING:
-    from .node import Node
 
 __all__ = ["InMemoryNetwork", "InMemoryTransport", "NodeHooks", "Transport"]
 
