@@ -1,0 +1,446 @@
+"""The starter's reference protocol, as a pure state machine (sans-IO).
+
+Every decision about references lives in this file. Nothing here awaits, sleeps, reads a
+clock or logs: ``step(state, event)`` returns the next state and the commands the starter
+process performs, in order. The starter keeps a reference *list* (Birrell's dirty set, Java
+RMI's reference list), never a bare count, so that duplicated, reordered or retried messages
+cannot drive it below the truth. See ADR-0002 (why a reference list) and ADR-0004 (the
+release signal).
+
+Vocabulary:
+    holder: a process (a supervisor) that holds references; the owner is a holder too.
+    reference: ``(holder, child_key) -> seq``; ``seq`` grows each time that holder adds a
+        spec for that key, so a delete-then-re-add is not confused with a late duplicate.
+    tombstone: a released ``seq`` per reference, and the set of holders seen down; a late
+        acquire that hits one is refused instead of resurrecting a reference.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import assert_never
+
+import attrs
+
+from ..runtime.pid import Pid, Ref
+from ..runtime.reasons import ExitReason, Normal
+
+__all__ = [
+    "Acquire",
+    "ChildKey",
+    "Command",
+    "Demonitor",
+    "Event",
+    "Halt",
+    "HolderDown",
+    "Monitor",
+    "OwnerRelease",
+    "RefKey",
+    "Refusal",
+    "Release",
+    "ReplyAcquired",
+    "ReplyRefused",
+    "ReplyReleased",
+    "SpawnChild",
+    "StartRequest",
+    "StarterState",
+    "StarterStatistics",
+    "Stop",
+    "StrayExit",
+    "initial",
+    "step",
+]
+
+#: A child's key within its supervisor.
+ChildKey = str
+
+#: One reference: the holder and the key of the child spec it holds the starter for.
+RefKey = tuple[Pid, ChildKey]
+
+
+class Refusal(enum.Enum):
+    """Why the starter refused a request; the value is the sentence a user reads."""
+
+    STOPPED = "the starter is stopping: its reference list is empty"
+    HOLDER_DOWN = "the starter saw this holder go down (a crash, a kill or a lost connection)"
+    RELEASED = "this reference (holder, key, seq) was already released"
+    SUPERSEDED = "the starter holds a newer reference for this holder and key"
+    NOT_HOLDER = "the requester holds no reference for this key and seq"
+    NOT_OWNER = "only the starter's owner can release the owner's reference"
+
+
+# -- events: facts, in the past or present tense --------------------------------------------
+
+
+@attrs.frozen
+class Acquire:
+    """A holder asks for a reference for ``key``, with a fresh ``seq`` (at add time)."""
+
+    holder: Pid
+    key: ChildKey
+    seq: int
+
+
+@attrs.frozen
+class Release:
+    """A holder gives back its reference ``(key, seq)`` (the ``Shutdown((key, seq))`` signal)."""
+
+    holder: Pid
+    key: ChildKey
+    seq: int
+
+
+@attrs.frozen
+class HolderDown:
+    """A monitored holder (the owner included) is down: crashed, killed, or unreachable."""
+
+    holder: Pid
+
+
+@attrs.frozen
+class OwnerRelease:
+    """``sender`` asks to release the owner's reference (``Starter.release()``)."""
+
+    sender: Pid
+
+
+@attrs.frozen
+class StartRequest:
+    """A holder asks for its child to be started, monitored by it under ``ref``."""
+
+    holder: Pid
+    key: ChildKey
+    seq: int
+    ref: Ref
+
+
+@attrs.frozen
+class Halt:
+    """The starter's node is stopping (or someone with the right to stop it said so)."""
+
+    reason: ExitReason
+
+
+@attrs.frozen
+class StrayExit:
+    """An exit signal that is not a release (wrong shape, or from a linked process)."""
+
+    sender: Pid
+    reason: ExitReason
+
+
+Event = Acquire | Release | HolderDown | OwnerRelease | StartRequest | Halt | StrayExit
+
+
+# -- commands: what the starter process must do, in order -----------------------------------
+
+
+@attrs.frozen
+class Monitor:
+    """Start watching ``holder`` (its ``Down`` becomes a ``HolderDown``)."""
+
+    holder: Pid
+
+
+@attrs.frozen
+class Demonitor:
+    """Stop watching ``holder``: it holds no reference any more."""
+
+    holder: Pid
+
+
+@attrs.frozen
+class ReplyAcquired:
+    """Answer the current call: the reference ``(holder, key, seq)`` is held."""
+
+    holder: Pid
+    key: ChildKey
+    seq: int
+
+
+@attrs.frozen
+class ReplyRefused:
+    """Answer the current call with a refusal."""
+
+    refusal: Refusal
+
+
+@attrs.frozen
+class ReplyReleased:
+    """Answer the current call: the owner's reference is released (or already was)."""
+
+
+@attrs.frozen
+class SpawnChild:
+    """Spawn the child for ``holder`` (linked to it, monitored by it under ``ref``, before
+    it runs) and answer the current call with the child's pid."""
+
+    holder: Pid
+    key: ChildKey
+    seq: int
+    ref: Ref
+
+
+@attrs.frozen
+class Stop:
+    """Exit with ``reason``: the reference list is empty (``Normal``), or the node stops."""
+
+    reason: ExitReason
+
+
+Command = Monitor | Demonitor | ReplyAcquired | ReplyRefused | ReplyReleased | SpawnChild | Stop
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class StarterStatistics:
+    """What a starter holds, as a frozen value (``Starter.statistics()``).
+
+    Args:
+        owner: The process that spawned the starter.
+        owner_holds: Whether the owner still holds its first reference.
+        holders: Every process holding a reference (the owner included while it holds).
+        references: The reference list, ``(holder, key) -> seq``.
+        spurious_releases: Releases that matched no reference and changed nothing.
+        children_started: Children spawned so far.
+        stopped: Whether the starter has stopped.
+    """
+
+    owner: Pid
+    owner_holds: bool
+    holders: frozenset[Pid]
+    references: Mapping[RefKey, int]
+    spurious_releases: int
+    children_started: int
+    stopped: bool
+
+
+@attrs.frozen
+class StarterState:
+    """The starter's whole state. Frozen: a refused event changes nothing, by construction.
+
+    The mappings are never mutated: each step that changes one builds a new one.
+    """
+
+    owner: Pid
+    # Invariant: while not stopped, owner_holds or refs is non-empty (empty <=> stopping).
+    owner_holds: bool = True
+    # Invariant: refs[(h, k)] > released.get((h, k), -1); no dead holder appears in refs.
+    refs: Mapping[RefKey, int] = attrs.field(factory=dict)
+    # Tombstones: the highest released seq per reference, for holders not known dead.
+    released: Mapping[RefKey, int] = attrs.field(factory=dict)
+    # Invariant: while not stopped, monitored == holders (one monitor per distinct holder).
+    monitored: frozenset[Pid] = frozenset()
+    # Tombstones: holders seen down. Pids are never reused, so they never come back.
+    dead: frozenset[Pid] = frozenset()
+    spurious_releases: int = 0
+    children_started: int = 0
+    stopped: bool = False
+
+    @property
+    def holders(self) -> frozenset[Pid]:
+        """Every process holding a reference, the owner included while it holds its own."""
+        holders = {holder for holder, _ in self.refs}
+        if self.owner_holds:
+            holders.add(self.owner)
+        return frozenset(holders)
+
+    def holds(self, holder: Pid) -> bool:
+        """Whether ``holder`` holds any reference (the owner's included)."""
+        return (self.owner_holds and holder == self.owner) or any(h == holder for h, _ in self.refs)
+
+    def statistics(self) -> StarterStatistics:
+        """This state as a ``StarterStatistics`` value."""
+        return StarterStatistics(
+            owner=self.owner,
+            owner_holds=self.owner_holds,
+            holders=self.holders,
+            references=dict(self.refs),
+            spurious_releases=self.spurious_releases,
+            children_started=self.children_started,
+            stopped=self.stopped,
+        )
+
+    def check_invariants(self) -> None:
+        """Raise ``AssertionError`` if the state breaks one of its invariants."""
+        if not self.stopped:
+            assert self.owner_holds or self.refs, f"empty reference list but not stopping: {self!r}"
+            assert self.monitored == self.holders, (
+                f"monitored {set(self.monitored)} != holders {set(self.holders)}"
+            )
+        for (holder, key), seq in self.refs.items():
+            assert type(seq) is int and seq >= 0, f"bad seq {seq!r} for {(holder, key)!r}"
+            assert holder not in self.dead, f"dead holder {holder} still holds {key!r}"
+            assert seq > self.released.get((holder, key), -1), (
+                f"{(holder, key)!r} holds seq {seq} at or below its tombstone"
+            )
+        assert not (self.owner_holds and self.owner in self.dead), "a dead owner still holds"
+        for holder, _ in self.released:
+            assert holder not in self.dead, f"tombstone kept for dead holder {holder}"
+        assert self.spurious_releases >= 0 and self.children_started >= 0
+
+
+def initial(owner: Pid) -> tuple[StarterState, tuple[Command, ...]]:
+    """The state of a new starter, whose owner holds the first reference; and its commands.
+
+    Args:
+        owner: The process that spawns the starter.
+
+    Returns:
+        The state, and ``(Monitor(owner),)``: the owner's death releases its reference.
+    """
+    return StarterState(owner=owner, monitored=frozenset({owner})), (Monitor(owner),)
+
+
+# -- the transition function ------------------------------------------------------------------
+
+
+def step(state: StarterState, event: Event) -> tuple[StarterState, tuple[Command, ...]]:
+    """Apply one event; return the next state and the commands to perform, in order.
+
+    Acquire and release are idempotent; a refused request changes nothing but is answered.
+    Once the reference list is empty the starter stops (``Stop(Normal())``), and every later
+    request is refused with ``Refusal.STOPPED``.
+    """
+    match event:
+        case Acquire(holder, key, seq):
+            return _acquire(state, holder, key, seq)
+        case Release(holder, key, seq):
+            return _release(state, holder, key, seq)
+        case HolderDown(holder):
+            return _holder_down(state, holder)
+        case OwnerRelease(sender):
+            return _owner_release(state, sender)
+        case StartRequest(holder, key, seq, ref):
+            return _start(state, holder, key, seq, ref)
+        case Halt(reason):
+            if state.stopped:
+                return state, ()
+            return attrs.evolve(state, stopped=True), (Stop(reason),)
+        case StrayExit():
+            if state.stopped:
+                return state, ()
+            return attrs.evolve(state, spurious_releases=state.spurious_releases + 1), ()
+        case _:
+            assert_never(event)
+
+
+def _refuse(refusal: Refusal) -> tuple[Command, ...]:
+    return (ReplyRefused(refusal),)
+
+
+def _acquire(
+    state: StarterState, holder: Pid, key: ChildKey, seq: int
+) -> tuple[StarterState, tuple[Command, ...]]:
+    if state.stopped:
+        return state, _refuse(Refusal.STOPPED)
+    if holder in state.dead:
+        # A late acquire from a holder seen down must not resurrect a reference: it would
+        # never be released, and the starter would leak.
+        return state, _refuse(Refusal.HOLDER_DOWN)
+    ref_key = (holder, key)
+    if seq <= state.released.get(ref_key, -1):
+        return state, _refuse(Refusal.RELEASED)
+    held = state.refs.get(ref_key)
+    if held == seq:
+        return state, (ReplyAcquired(holder, key, seq),)  # a duplicate: answered again
+    if held is not None and held > seq:
+        return state, _refuse(Refusal.SUPERSEDED)
+    refs = dict(state.refs)
+    refs[ref_key] = seq
+    released = state.released
+    if held is not None:
+        # The holder deleted and re-added the spec before its release arrived: one spec per
+        # key, so the older reference is done; its release will be counted as spurious.
+        released = {**released, ref_key: held}
+    commands: tuple[Command, ...] = ()
+    monitored = state.monitored
+    if holder not in monitored:
+        monitored = monitored | {holder}
+        commands = (Monitor(holder),)
+    new = attrs.evolve(state, refs=refs, released=released, monitored=monitored)
+    return new, (*commands, ReplyAcquired(holder, key, seq))
+
+
+def _release(
+    state: StarterState, holder: Pid, key: ChildKey, seq: int
+) -> tuple[StarterState, tuple[Command, ...]]:
+    if state.stopped:
+        return state, ()
+    ref_key = (holder, key)
+    if state.refs.get(ref_key) != seq:
+        # Not held, or another seq: a duplicate, a retry, or a release from a holder seen
+        # down. It changes no reference. For a reference not held, the tombstone keeps a
+        # later-arriving acquire of this seq from resurrecting what its holder gave up.
+        released = state.released
+        if ref_key not in state.refs and holder not in state.dead and seq > released.get(ref_key, -1):
+            released = {**released, ref_key: seq}
+        return attrs.evolve(state, released=released, spurious_releases=state.spurious_releases + 1), ()
+    refs = dict(state.refs)
+    del refs[ref_key]
+    released = {**state.released, ref_key: seq}
+    return _settle(attrs.evolve(state, refs=refs, released=released), holder)
+
+
+def _holder_down(state: StarterState, holder: Pid) -> tuple[StarterState, tuple[Command, ...]]:
+    if state.stopped:
+        return state, ()
+    refs = {ref_key: seq for ref_key, seq in state.refs.items() if ref_key[0] != holder}
+    released = {ref_key: seq for ref_key, seq in state.released.items() if ref_key[0] != holder}
+    new = attrs.evolve(
+        state,
+        refs=refs,
+        released=released,
+        dead=state.dead | {holder},
+        monitored=state.monitored - {holder},  # the monitor has fired: nothing to undo
+        owner_holds=state.owner_holds and holder != state.owner,
+    )
+    return _stop_if_empty(new, ())
+
+
+def _owner_release(state: StarterState, sender: Pid) -> tuple[StarterState, tuple[Command, ...]]:
+    if state.stopped:
+        return state, _refuse(Refusal.STOPPED)
+    if sender != state.owner:
+        new = attrs.evolve(state, spurious_releases=state.spurious_releases + 1)
+        return new, _refuse(Refusal.NOT_OWNER)
+    if not state.owner_holds:
+        return attrs.evolve(state, spurious_releases=state.spurious_releases + 1), (ReplyReleased(),)
+    new, commands = _settle(attrs.evolve(state, owner_holds=False), sender)
+    # The reply goes first: the owner hears back before the starter stops.
+    return new, (ReplyReleased(), *commands)
+
+
+def _start(
+    state: StarterState, holder: Pid, key: ChildKey, seq: int, ref: Ref
+) -> tuple[StarterState, tuple[Command, ...]]:
+    if state.stopped:
+        return state, _refuse(Refusal.STOPPED)
+    if holder in state.dead:
+        return state, _refuse(Refusal.HOLDER_DOWN)
+    if state.refs.get((holder, key)) != seq:
+        return state, _refuse(Refusal.NOT_HOLDER)
+    # The requester holds a reference, so the list is not empty and the starter cannot stop
+    # while this start is in flight (the Cloud Haskell hang, section 2.3 of the background).
+    new = attrs.evolve(state, children_started=state.children_started + 1)
+    return new, (SpawnChild(holder, key, seq, ref),)
+
+
+def _settle(state: StarterState, holder: Pid) -> tuple[StarterState, tuple[Command, ...]]:
+    """After ``holder`` gave up a reference: drop its monitor if it holds none, maybe stop."""
+    commands: tuple[Command, ...] = ()
+    if holder in state.monitored and not state.holds(holder):
+        state = attrs.evolve(state, monitored=state.monitored - {holder})
+        commands = (Demonitor(holder),)
+    return _stop_if_empty(state, commands)
+
+
+def _stop_if_empty(
+    state: StarterState, commands: tuple[Command, ...]
+) -> tuple[StarterState, tuple[Command, ...]]:
+    if state.owner_holds or state.refs:
+        return state, commands
+    return attrs.evolve(state, stopped=True), (*commands, Stop(Normal()))

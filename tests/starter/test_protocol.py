@@ -1,0 +1,268 @@
+"""The starter's pure reference protocol, one event at a time."""
+
+from __future__ import annotations
+
+from refcount_starter.runtime.pid import Pid, Ref
+from refcount_starter.runtime.reasons import Normal, Shutdown
+from refcount_starter.starter.protocol import (
+    Acquire,
+    Demonitor,
+    Event,
+    Halt,
+    HolderDown,
+    Monitor,
+    OwnerRelease,
+    Refusal,
+    Release,
+    ReplyAcquired,
+    ReplyRefused,
+    ReplyReleased,
+    SpawnChild,
+    StarterState,
+    StartRequest,
+    Stop,
+    StrayExit,
+    initial,
+    step,
+)
+
+OWNER = Pid("n", 1, 1)
+SUP_A = Pid("n", 1, 2)
+SUP_B = Pid("n", 1, 3)
+REF = Ref("n", 1, 99)
+
+
+def run(state: StarterState, *events: Event) -> tuple[StarterState, list[object]]:
+    """Apply events in order, checking the invariants after each; return all commands."""
+    commands: list[object] = []
+    for event in events:
+        state, out = step(state, event)
+        state.check_invariants()
+        commands.extend(out)
+    return state, commands
+
+
+def fresh() -> StarterState:
+    state, commands = initial(OWNER)
+    assert commands == (Monitor(OWNER),)
+    state.check_invariants()
+    return state
+
+
+def held_by_a() -> StarterState:
+    state, _ = run(fresh(), Acquire(SUP_A, "db", 1))
+    return state
+
+
+def test_initial_state_is_held_by_the_owner() -> None:
+    """A new starter is held by its owner alone and watches it."""
+    state = fresh()
+    assert state.holders == {OWNER}
+    assert state.owner_holds and not state.refs and not state.stopped
+
+
+def test_acquire_adds_a_reference_and_monitors_the_holder() -> None:
+    """The first acquire of a holder adds its reference, monitors it, and answers."""
+    state, commands = step(fresh(), Acquire(SUP_A, "db", 1))
+    assert state.refs == {(SUP_A, "db"): 1}
+    assert commands == (Monitor(SUP_A), ReplyAcquired(SUP_A, "db", 1))
+
+
+def test_second_key_of_the_same_holder_does_not_monitor_again() -> None:
+    """A holder with two keys is monitored once."""
+    state, commands = run(held_by_a(), Acquire(SUP_A, "cache", 1))
+    assert commands == [ReplyAcquired(SUP_A, "cache", 1)]
+    assert set(state.refs) == {(SUP_A, "db"), (SUP_A, "cache")}
+
+
+def test_duplicate_acquire_is_answered_and_changes_nothing() -> None:
+    """Acquiring the same reference twice answers twice and holds it once."""
+    state = held_by_a()
+    again, commands = step(state, Acquire(SUP_A, "db", 1))
+    assert again == state
+    assert commands == (ReplyAcquired(SUP_A, "db", 1),)
+
+
+def test_release_drops_the_reference_and_the_monitor() -> None:
+    """Releasing a holder's last reference drops it and its monitor."""
+    state, commands = run(held_by_a(), Release(SUP_A, "db", 1))
+    assert not state.refs and not state.stopped
+    assert commands == [Demonitor(SUP_A)]
+
+
+def test_releasing_twice_changes_nothing_the_second_time() -> None:
+    """Releasing a reference twice changes nothing the second time, and counts it spurious."""
+    once, _ = run(held_by_a(), Release(SUP_A, "db", 1))
+    twice, commands = step(once, Release(SUP_A, "db", 1))
+    assert commands == ()
+    assert twice.refs == once.refs and twice.holders == once.holders
+    assert twice.spurious_releases == once.spurious_releases + 1
+
+
+def test_release_with_another_seq_is_spurious() -> None:
+    """A release carrying another seq than the one held changes no reference."""
+    state, commands = run(held_by_a(), Release(SUP_A, "db", 7), Release(SUP_B, "db", 1))
+    assert state.refs == {(SUP_A, "db"): 1}
+    assert state.spurious_releases == 2 and commands == []
+
+
+def test_a_release_of_one_holder_never_drops_another_holders_reference() -> None:
+    """Releases are per holder: B's release cannot drop A's reference for the same key."""
+    state, _ = run(held_by_a(), Acquire(SUP_B, "db", 1), Release(SUP_B, "db", 1), Release(SUP_B, "db", 1))
+    assert state.refs == {(SUP_A, "db"): 1}
+
+
+def test_late_acquire_after_release_is_refused() -> None:
+    """A delayed duplicate of an acquire whose reference was released cannot resurrect it."""
+    state, commands = run(held_by_a(), Release(SUP_A, "db", 1), Acquire(SUP_A, "db", 1))
+    assert commands[-1] == ReplyRefused(Refusal.RELEASED)
+    assert (SUP_A, "db") not in state.refs
+
+
+def test_re_adding_a_key_with_a_newer_seq_is_accepted() -> None:
+    """Delete then re-add of the same key (a new seq) holds the new reference."""
+    state, commands = run(held_by_a(), Release(SUP_A, "db", 1), Acquire(SUP_A, "db", 2))
+    assert state.refs == {(SUP_A, "db"): 2}
+    assert commands[-1] == ReplyAcquired(SUP_A, "db", 2)
+
+
+def test_newer_acquire_before_older_release_supersedes_it() -> None:
+    """A re-add whose older release is still travelling replaces it; the late release is spurious."""
+    state, _ = run(held_by_a(), Acquire(SUP_A, "db", 2), Release(SUP_A, "db", 1))
+    assert state.refs == {(SUP_A, "db"): 2}
+    assert state.spurious_releases == 1
+    _, commands = step(state, Acquire(SUP_A, "db", 1))
+    assert commands == (ReplyRefused(Refusal.RELEASED),)
+
+
+def test_older_acquire_after_newer_is_refused() -> None:
+    """An acquire with an older seq than the one held is refused and changes nothing."""
+    state, _ = run(fresh(), Acquire(SUP_A, "db", 5))
+    again, commands = step(state, Acquire(SUP_A, "db", 3))
+    assert again == state and commands == (ReplyRefused(Refusal.SUPERSEDED),)
+
+
+def test_holder_down_drops_all_its_references() -> None:
+    """A holder's Down drops every reference it held and remembers it as dead."""
+    state, commands = run(held_by_a(), Acquire(SUP_A, "cache", 1), Acquire(SUP_B, "db", 1), HolderDown(SUP_A))
+    assert state.refs == {(SUP_B, "db"): 1}
+    assert SUP_A in state.dead and SUP_A not in state.monitored
+    assert Demonitor(SUP_A) not in commands
+
+
+def test_late_acquire_from_a_dead_holder_is_refused() -> None:
+    """An acquire that arrives after its holder's Down is refused (tombstone)."""
+    state, commands = run(fresh(), HolderDown(SUP_A), Acquire(SUP_A, "db", 1))
+    assert commands == [ReplyRefused(Refusal.HOLDER_DOWN)]
+    assert not state.refs
+
+
+def test_release_from_a_dead_holder_is_spurious() -> None:
+    """A release that arrives after its holder's Down changes nothing."""
+    state, _ = run(held_by_a(), HolderDown(SUP_A), Release(SUP_A, "db", 1))
+    assert state.spurious_releases == 1 and not state.refs and not state.released
+
+
+def test_owner_release_keeps_the_starter_while_a_supervisor_holds_it() -> None:
+    """The owner letting go leaves a starter that a supervisor still holds running."""
+    state, commands = run(held_by_a(), OwnerRelease(OWNER))
+    assert commands == [ReplyReleased(), Demonitor(OWNER)]
+    assert not state.stopped and state.holders == {SUP_A}
+
+
+def test_last_release_stops_the_starter_normally() -> None:
+    """When the reference list becomes empty the starter stops with Normal."""
+    state, commands = run(held_by_a(), OwnerRelease(OWNER), Release(SUP_A, "db", 1))
+    assert state.stopped
+    assert commands[-2:] == [Demonitor(SUP_A), Stop(Normal())]
+
+
+def test_owner_release_alone_stops_an_unused_starter() -> None:
+    """A starter nobody acquired stops when its owner releases it, after answering."""
+    state, commands = step(fresh(), OwnerRelease(OWNER))
+    assert commands == (ReplyReleased(), Demonitor(OWNER), Stop(Normal()))
+    assert state.stopped
+
+
+def test_owner_release_is_idempotent() -> None:
+    """A second owner release is answered and changes no reference."""
+    state, commands = run(held_by_a(), OwnerRelease(OWNER), OwnerRelease(OWNER))
+    assert commands[-1] == ReplyReleased()
+    assert state.holders == {SUP_A} and state.spurious_releases == 1
+
+
+def test_only_the_owner_can_release_the_owner_reference() -> None:
+    """An owner release from another process is refused."""
+    state, commands = step(fresh(), OwnerRelease(SUP_A))
+    assert commands == (ReplyRefused(Refusal.NOT_OWNER),)
+    assert state.owner_holds
+
+
+def test_owner_death_releases_its_reference() -> None:
+    """The owner's Down releases the owner's reference, and stops an unused starter."""
+    state, commands = step(fresh(), HolderDown(OWNER))
+    assert state.stopped and not state.owner_holds
+    assert commands == (Stop(Normal()),)
+
+
+def test_owner_that_is_also_a_holder_stays_monitored_after_release() -> None:
+    """An owner that also holds a supervisor reference keeps its monitor after releasing."""
+    state, commands = run(fresh(), Acquire(OWNER, "db", 1), OwnerRelease(OWNER))
+    assert commands == [ReplyAcquired(OWNER, "db", 1), ReplyReleased()]
+    assert state.monitored == {OWNER}
+
+
+def test_start_request_from_a_holder_spawns_a_child() -> None:
+    """A holder's start request spawns its child and counts it."""
+    state, commands = run(held_by_a(), StartRequest(SUP_A, "db", 1, REF))
+    assert commands == [SpawnChild(SUP_A, "db", 1, REF)]
+    assert state.children_started == 1
+
+
+def test_start_request_from_a_non_holder_is_refused() -> None:
+    """A start request from a process that holds no reference for that key is refused."""
+    state, commands = run(held_by_a(), StartRequest(SUP_B, "db", 1, REF), StartRequest(SUP_A, "db", 2, REF))
+    assert commands == [ReplyRefused(Refusal.NOT_HOLDER)] * 2
+    assert state.children_started == 0
+
+
+def test_start_request_after_holder_down_is_refused() -> None:
+    """A holder seen down (a false Down, say) cannot start children any more."""
+    _, commands = run(held_by_a(), HolderDown(SUP_A), StartRequest(SUP_A, "db", 1, REF))
+    assert commands[-1] == ReplyRefused(Refusal.HOLDER_DOWN)
+
+
+def test_a_stopped_starter_refuses_everything() -> None:
+    """After stopping, requests are refused and signals change nothing."""
+    stopped, _ = step(fresh(), OwnerRelease(OWNER))
+    state, commands = run(
+        stopped,
+        Acquire(SUP_A, "db", 1),
+        StartRequest(SUP_A, "db", 1, REF),
+        Release(SUP_A, "db", 1),
+        HolderDown(SUP_A),
+        StrayExit(SUP_A, Shutdown()),
+    )
+    assert state == stopped
+    assert commands == [ReplyRefused(Refusal.STOPPED)] * 2
+
+
+def test_halt_stops_at_once_with_its_reason() -> None:
+    """A node stopping halts the starter whatever it holds."""
+    state, commands = step(held_by_a(), Halt(Shutdown("node stopping")))
+    assert state.stopped and commands == (Stop(Shutdown("node stopping")),)
+
+
+def test_stray_exit_counts_as_spurious_and_changes_nothing() -> None:
+    """An exit signal that is not a release changes no reference."""
+    state, commands = run(held_by_a(), StrayExit(SUP_B, Shutdown()))
+    assert commands == [] and state.refs == {(SUP_A, "db"): 1} and state.spurious_releases == 1
+
+
+def test_statistics_reflect_the_state() -> None:
+    """Statistics list the holders, references and counters."""
+    state, _ = run(held_by_a(), StartRequest(SUP_A, "db", 1, REF), Release(SUP_B, "x", 1))
+    stats = state.statistics()
+    assert stats.holders == {OWNER, SUP_A}
+    assert stats.references == {(SUP_A, "db"): 1}
+    assert (stats.spurious_releases, stats.children_started, stats.stopped) == (1, 1, False)
