@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ..runtime import ExitReason, NoProc, Pid
 
-__all__ = ["StartFailureDied", "StarterGone", "SupervisorError"]
+if TYPE_CHECKING:
+    from .state import ChildRef
+
+__all__ = [
+    "AlreadyRunning",
+    "BadClosure",
+    "ChildNotFound",
+    "ChildNotStopped",
+    "DuplicateChild",
+    "StartFailureDied",
+    "StarterGone",
+    "SupervisorError",
+    "SupervisorExited",
+]
 
 
 class SupervisorError(Exception):
@@ -65,3 +79,108 @@ class StarterGone(StartFailureDied):
             f"spawn_child_starter(), or keep the owner's reference while copies are in flight "
             f"(docs/ADR/0003-stale-starter-pid-hazard.md)."
         )
+
+
+class DuplicateChild(SupervisorError):
+    """A spec's key is already taken in the supervisor (or twice in an initial list).
+
+    Args:
+        key: The key.
+        state: The state of the child that holds it, or ``None`` for an initial list.
+    """
+
+    def __init__(self, key: str, state: ChildRef | None) -> None:
+        super().__init__(key, state)
+        self.key = key
+        self.state = state
+
+    def __str__(self) -> str:
+        if self.state is None:
+            return f"the key {self.key!r} appears more than once in the initial child list"
+        return f"a child with key {self.key!r} already exists ({self.state!r}); delete it first"
+
+
+class AlreadyRunning(SupervisorError):
+    """``start_child``/``restart_child`` of a child that is running or restarting.
+
+    Args:
+        key: The child's key.
+        state: Its state (``ChildRunning`` or ``ChildRestarting``).
+    """
+
+    def __init__(self, key: str, state: ChildRef) -> None:
+        super().__init__(key, state)
+        self.key = key
+        self.state = state
+
+    def __str__(self) -> str:
+        return f"child {self.key!r} is already {self.state!r}; terminate it before starting it"
+
+
+class BadClosure(SupervisorError):
+    """A ``RunClosure`` names a function that is not in the remote table.
+
+    Args:
+        key: The child's key.
+        name: The closure's name.
+        detail: What the lookup said.
+    """
+
+    def __init__(self, key: str, name: str, detail: str) -> None:
+        super().__init__(key, name, detail)
+        self.key = key
+        self.name = name
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"child {self.key!r}: bad closure {self.name!r}: {self.detail}"
+
+
+class ChildNotFound(SupervisorError, LookupError):
+    """No child with this key in the supervisor.
+
+    Args:
+        key: The key.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"no child with key {self.key!r} in this supervisor"
+
+
+class ChildNotStopped(SupervisorError):
+    """``delete_child`` of a child that is still running or restarting.
+
+    Args:
+        key: The child's key.
+        state: Its state.
+    """
+
+    def __init__(self, key: str, state: ChildRef) -> None:
+        super().__init__(key, state)
+        self.key = key
+        self.state = state
+
+    def __str__(self) -> str:
+        return f"child {self.key!r} is still {self.state!r}; terminate it before deleting it"
+
+
+class SupervisorExited(SupervisorError):
+    """A call to a supervisor that has exited (or exited during the call), or never was.
+
+    Args:
+        supervisor: The supervisor's pid.
+        reason: Its exit reason (``NoProc`` when it was unknown or already dead, with its
+            last reason where its node remembers; ``NoConnection`` when its node was lost).
+    """
+
+    def __init__(self, supervisor: Pid, reason: ExitReason) -> None:
+        super().__init__(supervisor, reason)
+        self.supervisor = supervisor
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"supervisor {self.supervisor} is not running: it exited with {self.reason!r}"

@@ -50,7 +50,7 @@ class ChildStart(abc.ABC):
             StartFailureDied: The child could not be started.
         """
 
-    def release(self, sup: Process, key: ChildKey, lease: Any) -> None:
+    def release(self, sup: Process, key: ChildKey, lease: Any) -> None:  # noqa: B027
         """Give back what ``acquire`` took; never blocks."""
 
     @property

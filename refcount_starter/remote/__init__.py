@@ -1,0 +1,1 @@
+"""Nodes on several machines: codec, remote table (closures), sessions, transport."""

@@ -1,0 +1,60 @@
+"""The exit reasons a supervisor and its children add to the runtime's."""
+
+from __future__ import annotations
+
+import attrs
+
+from ..runtime import ExitReason, ProcessExit
+
+__all__ = ["ChildInitIgnore", "FailedToStartChild", "InitIgnored", "ReachedMaxRestartIntensity"]
+
+
+@attrs.frozen
+class ReachedMaxRestartIntensity(ExitReason):
+    """The supervisor gave up: one restart too many within its ``RestartLimit``.
+
+    It stopped all its children (in its shutdown order) before exiting with this reason,
+    which is abnormal, so a parent supervisor restarts a permanent or transient child
+    supervisor that exits with it (see ADR-0009 for where OTP differs).
+
+    Args:
+        key: The child whose exit needed the restart that was one too many.
+        reason: That child's exit reason.
+    """
+
+    key: str
+    reason: ExitReason
+
+
+@attrs.frozen
+class FailedToStartChild(ExitReason):
+    """A supervisor could not start one of its initial children and exited.
+
+    Args:
+        key: The child.
+        reason: Why its start failed.
+    """
+
+    key: str
+    reason: ExitReason
+
+
+@attrs.frozen
+class InitIgnored(ExitReason):
+    """The child asked its supervisor to ignore it (by raising ``ChildInitIgnore``).
+
+    It counts as normal; the supervisor sets the child's state to ``ChildStartIgnored`` (or
+    drops a temporary child's spec) and does not restart it.
+    """
+
+    normal = True
+
+
+class ChildInitIgnore(ProcessExit):
+    """Raise it in a child (as it starts) to ask the supervisor to ignore the child.
+
+    Cloud Haskell's ``ChildInitIgnore``: the child exits with ``InitIgnored()``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(InitIgnored())

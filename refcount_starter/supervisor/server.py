@@ -1,0 +1,700 @@
+"""The supervisor process.
+
+It traps exits, starts its children through their ``ChildStart`` (linked to it and monitored
+by it before they run), and handles one message at a time: client calls, its children's
+``Down``s, exit signals, and the retries it sends itself. Every per-child operation is O(1)
+in the number of children: a dict by key (whose insertion order is the start order) and a
+dict pid -> child for the running ones; only a branch restart and a shutdown walk children,
+and they walk only the ones they act on. See ADR-0009.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
+import anyio
+import attrs
+
+from ..runtime import (
+    Call,
+    Crashed,
+    Down,
+    ExitReason,
+    ExitSignal,
+    Kill,
+    NameTaken,
+    Normal,
+    Pid,
+    Process,
+    ProcessExit,
+    ProcessNotAlive,
+    Ref,
+    Shutdown,
+)
+from . import events as ev
+from .errors import (
+    AlreadyRunning,
+    BadClosure,
+    ChildNotFound,
+    ChildNotStopped,
+    DuplicateChild,
+    StartFailureDied,
+)
+from .messages import (
+    AddChild,
+    AwaitInit,
+    DeleteChild,
+    Failed,
+    GetStatistics,
+    ListChildren,
+    LookupChild,
+    RestartChild,
+    RetryRestart,
+    StartChild,
+    StartNewChild,
+    Subscribe,
+    TerminateChild,
+    Unsubscribe,
+)
+from .reasons import FailedToStartChild, InitIgnored, ReachedMaxRestartIntensity
+from .spec import INTRINSIC, SUPERVISOR, TEMPORARY, TRANSIENT, ChildSpec, StopImmediately
+from .state import (
+    Child,
+    ChildRef,
+    ChildRestarting,
+    ChildRunning,
+    ChildStartIgnored,
+    ChildStopped,
+    SupervisorStatistics,
+)
+from .strategy import (
+    LEFT_TO_RIGHT,
+    ParallelShutdown,
+    RestartAll,
+    RestartEach,
+    RestartInOrder,
+    RestartLeft,
+    RestartOne,
+    RestartRight,
+    RestartStrategy,
+    SequentialShutdown,
+    ShutdownMode,
+)
+from .window import RestartWindow, add_restart
+
+__all__ = ["SupervisorConfig", "supervisor_process"]
+
+_log = logging.getLogger("refcount_starter.supervisor.server")
+
+STOPPED = ChildStopped()
+IGNORED = ChildStartIgnored()
+
+
+def _check_strategy(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, RestartOne | RestartAll | RestartLeft | RestartRight):
+        raise TypeError(
+            f"strategy must be RestartOne, RestartAll, RestartLeft or RestartRight, got {value!r}"
+        )
+
+
+def _check_shutdown(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, SequentialShutdown | ParallelShutdown):
+        raise TypeError(f"shutdown must be SequentialShutdown(order) or ParallelShutdown(), got {value!r}")
+
+
+@attrs.frozen
+class SupervisorConfig:
+    """What a supervisor process is started with: its strategy, initial children, shutdown."""
+
+    strategy: RestartStrategy = attrs.field(validator=_check_strategy)
+    children: tuple[ChildSpec, ...]
+    shutdown: ShutdownMode = attrs.field(validator=_check_shutdown)
+
+    @classmethod
+    def build(
+        cls, strategy: RestartStrategy, children: Iterable[ChildSpec], shutdown: ShutdownMode | None
+    ) -> SupervisorConfig:
+        """Validate and build a config.
+
+        Raises:
+            TypeError: ``strategy``, ``shutdown`` or one of ``children`` has the wrong type.
+            DuplicateChild: Two of ``children`` share a key.
+        """
+        if isinstance(children, ChildSpec | str | bytes):
+            raise TypeError(f"children must be an iterable of ChildSpec, got {children!r}")
+        specs = tuple(children)
+        seen: set[str] = set()
+        for spec in specs:
+            if not isinstance(spec, ChildSpec):
+                raise TypeError(f"children must be ChildSpec values, got {spec!r}")
+            if spec.key in seen:
+                raise DuplicateChild(spec.key, None)
+            seen.add(spec.key)
+        return cls(strategy, specs, SequentialShutdown() if shutdown is None else shutdown)
+
+
+@attrs.define(eq=False)
+class _Child:
+    """A supervisor's record of one child (an entity: it changes as the child does)."""
+
+    spec: ChildSpec
+    lease: Any
+    state: ChildRef = STOPPED
+    # Invariant: ref is the monitor of the running child iff state is ChildRunning.
+    ref: Ref | None = None
+    # Invariant: retry is the token of the pending restart iff state is ChildRestarting.
+    retry: int | None = None
+    last_pid: Pid | None = None
+
+
+class _Stop(Exception):
+    """Raised inside the supervisor to stop its children and exit with ``reason``."""
+
+    def __init__(self, reason: ExitReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _InitFailed(Exception):
+    def __init__(self, key: str, error: BaseException, reason: ExitReason) -> None:
+        super().__init__(key, error)
+        self.key = key
+        self.error = error
+        self.reason = reason
+
+
+def _failure_reason(exc: BaseException) -> ExitReason:
+    if isinstance(exc, StartFailureDied):
+        return exc.reason
+    return Crashed.from_exception(exc)
+
+
+async def supervisor_process(p: Process, config: SupervisorConfig, reply_init: bool) -> None:
+    """The supervisor's process function.
+
+    Args:
+        p: The supervisor's process.
+        config: Its strategy, initial children and shutdown mode.
+        reply_init: Whether the spawner waits for an ``AwaitInit`` call to learn how the
+            initial children started (``supervisor.start``); a child supervisor (started by
+            its parent) just exits with ``FailedToStartChild`` when one fails.
+    """
+    p.trap_exits = True
+    await _Server(p, config).run(reply_init)
+
+
+class _Server:
+    def __init__(self, p: Process, config: SupervisorConfig) -> None:
+        self.p = p
+        self.config = config
+        self.strategy = config.strategy
+        self.limit = config.strategy.intensity
+        # Invariant: children holds every spec, in start order; by_pid exactly the running ones.
+        self.children: dict[str, _Child] = {}
+        self.by_pid: dict[Pid, _Child] = {}
+        self.subscribers: dict[Pid, Ref] = {}
+        self.subscriber_refs: dict[Ref, Pid] = {}
+        self.window = RestartWindow()
+        self.timers: list[tuple[float, int, RetryRestart]] = []
+        self.tokens = itertools.count(1)
+        self.supervisors = 0
+        self.running_supervisors = 0
+        self.total_restarts = 0
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def run(self, reply_init: bool) -> None:
+        try:
+            try:
+                await self._init()
+            except _InitFailed as failed:
+                await self._shutdown_children()
+                if reply_init:
+                    await self._reply_init(Failed(failed.error))
+                    if self.p.parent is not None:
+                        # Like OTP's init_fail: the spawner learns it from the reply, not a signal.
+                        self.p.unlink(self.p.parent)
+                raise ProcessExit(FailedToStartChild(failed.key, failed.reason)) from None
+            if reply_init:
+                await self._reply_init(None)
+            await self._loop()
+        except _Stop as stop:
+            await self._exit(stop.reason)
+
+    async def _reply_init(self, value: object) -> None:
+        call = await self.p.receive(Call, where=lambda c: type(c.request) is AwaitInit)
+        self.p.reply(call, value)
+
+    async def _init(self) -> None:
+        for spec in self.config.children:
+            try:
+                await self._add(spec, start=True)
+            except _Stop:
+                raise
+            except Exception as exc:
+                raise _InitFailed(spec.key, exc, _failure_reason(exc)) from exc
+
+    async def _exit(self, reason: ExitReason) -> NoReturn:
+        await self._shutdown_children()
+        self._emit(ev.SupervisorShutdown(self.p.pid, reason))
+        raise ProcessExit(reason)
+
+    async def _loop(self) -> None:
+        p = self.p
+        while True:
+            timeout = self._fire_timers()
+            try:
+                message = await p.receive(timeout=timeout)
+            except TimeoutError:
+                continue
+            kind = type(message)
+            if kind is Call:
+                await self._handle_call(message)
+            elif kind is Down:
+                await self._handle_down(message)
+            elif kind is ExitSignal:
+                self._handle_exit_signal(message)
+            elif kind is RetryRestart:
+                await self._handle_retry(message)
+            else:
+                _log.warning("supervisor %s dropped an unexpected message %r", p.pid, message)
+
+    def _fire_timers(self) -> float | None:
+        timers = self.timers
+        if not timers:
+            return None
+        now = anyio.current_time()
+        while timers and timers[0][0] <= now:
+            _, _, message = heapq.heappop(timers)
+            self.p.send(self.p.pid, message)
+        return max(0.0, timers[0][0] - now) if timers else None
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _emit(self, event: ev.SupervisorEvent) -> None:
+        for pid in self.subscribers:
+            self.p.send(pid, event)
+
+    # -- bookkeeping (every state change goes through these) --------------------------------
+
+    def _insert(self, child: _Child) -> None:
+        self.children[child.spec.key] = child
+        if child.spec.type is SUPERVISOR:
+            self.supervisors += 1
+
+    def _remove(self, child: _Child) -> None:
+        del self.children[child.spec.key]
+        if child.spec.type is SUPERVISOR:
+            self.supervisors -= 1
+
+    def _drop(self, child: _Child) -> None:
+        """Remove a spec for good (delete_child, a temporary child gone): release its lease."""
+        self._set_state(child, STOPPED)
+        self._remove(child)
+        child.spec.start.release(self.p, child.spec.key, child.lease)
+
+    def _set_running(self, child: _Child, pid: Pid, ref: Ref) -> None:
+        self._set_state(child, ChildRunning(pid))
+        child.ref = ref
+        child.last_pid = pid
+        self.by_pid[pid] = child
+        if child.spec.type is SUPERVISOR:
+            self.running_supervisors += 1
+
+    def _set_state(self, child: _Child, state: ChildRef) -> None:
+        old = child.state
+        if type(old) is ChildRunning:
+            del self.by_pid[old.pid]
+            child.ref = None
+            if child.spec.type is SUPERVISOR:
+                self.running_supervisors -= 1
+        child.state = state
+        child.retry = None
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def _handle_call(self, call: Call) -> None:
+        try:
+            value = await self._request(call.request)
+        except _Stop:
+            raise
+        except Exception as exc:
+            value = Failed(exc)
+        self.p.reply(call, value)
+
+    async def _request(self, request: object) -> object:
+        kind = type(request)
+        if kind is StartNewChild:
+            assert isinstance(request, StartNewChild)
+            return (await self._add(request.spec, start=True)).state
+        if kind is AddChild:
+            assert isinstance(request, AddChild)
+            return (await self._add(request.spec, start=False)).state
+        if kind is StartChild or kind is RestartChild:
+            assert isinstance(request, StartChild | RestartChild)
+            return await self._start_existing(self._find(request.key))
+        if kind is TerminateChild:
+            assert isinstance(request, TerminateChild)
+            await self._terminate(self._find(request.key))
+            return None
+        if kind is DeleteChild:
+            assert isinstance(request, DeleteChild)
+            child = self._find(request.key)
+            if type(child.state) is not ChildStopped and type(child.state) is not ChildStartIgnored:
+                raise ChildNotStopped(request.key, child.state)
+            self._drop(child)
+            return None
+        if kind is LookupChild:
+            assert isinstance(request, LookupChild)
+            found = self.children.get(request.key)
+            return None if found is None else Child(request.key, found.state, found.spec)
+        if kind is ListChildren:
+            return [Child(key, child.state, child.spec) for key, child in self.children.items()]
+        if kind is GetStatistics:
+            return self._statistics()
+        if kind is Subscribe:
+            assert isinstance(request, Subscribe)
+            if request.pid not in self.subscribers:
+                ref = self.p.monitor(request.pid)
+                self.subscribers[request.pid] = ref
+                self.subscriber_refs[ref] = request.pid
+            return None
+        if kind is Unsubscribe:
+            assert isinstance(request, Unsubscribe)
+            old = self.subscribers.pop(request.pid, None)
+            if old is not None:
+                del self.subscriber_refs[old]
+                self.p.demonitor(old)
+            return None
+        if kind is AwaitInit:
+            return None
+        raise TypeError(f"supervisor {self.p.pid} does not understand the request {request!r}")
+
+    def _find(self, key: str) -> _Child:
+        child = self.children.get(key)
+        if child is None:
+            raise ChildNotFound(key)
+        return child
+
+    def _statistics(self) -> SupervisorStatistics:
+        defined = len(self.children)
+        running = len(self.by_pid)
+        return SupervisorStatistics(
+            defined=defined,
+            running=running,
+            workers=defined - self.supervisors,
+            supervisors=self.supervisors,
+            running_workers=running - self.running_supervisors,
+            running_supervisors=self.running_supervisors,
+            total_restarts=self.total_restarts,
+        )
+
+    async def _add(self, spec: ChildSpec, *, start: bool) -> _Child:
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(f"expected a ChildSpec, got {spec!r}")
+        existing = self.children.get(spec.key)
+        if existing is not None:
+            raise DuplicateChild(spec.key, existing.state)
+        # The start's acquire comes before anything that could start the child; what it
+        # raises (StarterGone, BadClosure, ...) goes back to the caller unchanged.
+        lease = await spec.start.acquire(self.p, spec.key)
+        child = _Child(spec, lease)
+        self._insert(child)
+        if start:
+            try:
+                await self._start(child)
+            except BaseException:
+                # Cloud Haskell's startNewChild: a spec whose start fails is not kept.
+                self._remove(child)
+                spec.start.release(self.p, spec.key, lease)
+                raise
+        return child
+
+    async def _start_existing(self, child: _Child) -> ChildRef:
+        if type(child.state) is ChildRunning or type(child.state) is ChildRestarting:
+            raise AlreadyRunning(child.spec.key, child.state)
+        await self._start(child)
+        return child.state
+
+    async def _terminate(self, child: _Child) -> None:
+        if type(child.state) is ChildRunning:
+            await self._stop_child(child)
+        else:
+            self._set_state(child, STOPPED)
+        if child.spec.restart is TEMPORARY:
+            self._drop(child)
+
+    # -- starting and stopping one child ----------------------------------------------------
+
+    async def _start(self, child: _Child) -> None:
+        """Start ``child``; on success it is ``ChildRunning``, otherwise its state is unchanged.
+
+        Raises:
+            StartFailureDied: The start failed (an exception from it becomes ``Crashed``).
+            BadClosure: The child's closure is not in the remote table.
+        """
+        p = self.p
+        spec = child.spec
+        key = spec.key
+        try:
+            pid, ref = await spec.start.start(p, key, child.lease)
+        except (StartFailureDied, BadClosure) as exc:
+            self._emit(ev.SupervisedChildStartFailure(p.pid, key, _failure_reason(exc)))
+            raise
+        except _Stop:
+            raise
+        except Exception as exc:
+            reason = Crashed.from_exception(exc)
+            self._emit(ev.SupervisedChildStartFailure(p.pid, key, reason))
+            raise StartFailureDied(key, reason) from exc
+        if spec.registered_name is not None and pid.node == p.node.name:
+            try:
+                p.node.register(spec.registered_name, pid)
+            except ProcessNotAlive:
+                pass  # it already exited: its Down is on its way
+            except (NameTaken, ValueError) as exc:
+                reason = Crashed.from_exception(exc)
+                p.unlink(pid)
+                p.exit(pid, Kill())
+                await p.receive(Down, where=lambda m: m.ref == ref)
+                await self._flush_exit_signal(pid)
+                self._emit(ev.SupervisedChildStartFailure(p.pid, key, reason))
+                raise StartFailureDied(key, reason) from exc
+        self._set_running(child, pid, ref)
+        self._emit(ev.SupervisedChildStarted(p.pid, key, pid))
+
+    async def _flush_exit_signal(self, pid: Pid) -> None:
+        # A child that exited before it was unlinked left its link's exit signal behind.
+        with contextlib.suppress(TimeoutError):
+            await self.p.receive(ExitSignal, where=lambda m: m.sender == pid, timeout=0)
+
+    def _signal_stop(self, child: _Child) -> float | None:
+        """Unlink the child and send its stop signal; return how long to wait (None: for ever)."""
+        state = child.state
+        assert type(state) is ChildRunning
+        self.p.unlink(state.pid)
+        policy = child.spec.shutdown
+        if isinstance(policy, StopImmediately):
+            self.p.exit(state.pid, Kill())
+            return None
+        self.p.exit(state.pid, Shutdown())
+        return None if policy.seconds == float("inf") else policy.seconds
+
+    async def _stopped(self, child: _Child, reason: ExitReason) -> None:
+        state = child.state
+        assert type(state) is ChildRunning
+        await self._flush_exit_signal(state.pid)
+        self._set_state(child, STOPPED)
+        self._emit(ev.SupervisedChildStopped(self.p.pid, child.spec.key, state.pid, reason))
+
+    async def _stop_child(self, child: _Child) -> ExitReason:
+        """Stop a running child with its stop policy (OTP's shutdown/2); it ends ``ChildStopped``."""
+        state = child.state
+        assert type(state) is ChildRunning
+        ref = child.ref
+        timeout = self._signal_stop(child)
+
+        def is_down(message: Down) -> bool:
+            return message.ref == ref
+
+        try:
+            down = await self.p.receive(Down, where=is_down, timeout=timeout)
+        except TimeoutError:
+            self.p.exit(state.pid, Kill())
+            down = await self.p.receive(Down, where=is_down)
+        await self._stopped(child, down.reason)
+        return down.reason
+
+    async def _stop_parallel(self, children: list[_Child]) -> None:
+        """Signal every child at once, then collect their ``Down``s (killing the slow ones)."""
+        pending: dict[Ref, _Child] = {}
+        deadlines: list[tuple[float, int, Ref]] = []
+        now = anyio.current_time()
+        for index, child in enumerate(children):
+            assert child.ref is not None
+            pending[child.ref] = child
+            timeout = self._signal_stop(child)
+            if timeout is not None:
+                deadlines.append((now + timeout, index, child.ref))
+        heapq.heapify(deadlines)
+        while pending:
+            while deadlines and deadlines[0][2] not in pending:
+                heapq.heappop(deadlines)
+            wait = max(0.0, deadlines[0][0] - anyio.current_time()) if deadlines else None
+            try:
+                down = await self.p.receive(Down, where=lambda m: m.ref in pending, timeout=wait)
+            except TimeoutError:
+                now = anyio.current_time()
+                while deadlines and deadlines[0][0] <= now:
+                    _, _, ref = heapq.heappop(deadlines)
+                    late = pending.get(ref)
+                    if late is not None and type(late.state) is ChildRunning:
+                        self.p.exit(late.state.pid, Kill())
+                continue
+            await self._stopped(pending.pop(down.ref), down.reason)
+
+    async def _shutdown_children(self) -> None:
+        """Stop every child in the shutdown order (the supervisor is exiting)."""
+        mode = self.config.shutdown
+        children = list(self.children.values())
+        for child in children:
+            if type(child.state) is ChildRestarting:
+                self._set_state(child, STOPPED)
+        if type(mode) is ParallelShutdown:
+            await self._stop_parallel([c for c in children if type(c.state) is ChildRunning])
+            return
+        assert type(mode) is SequentialShutdown
+        if mode.order is not LEFT_TO_RIGHT:
+            children.reverse()
+        for child in children:
+            if type(child.state) is ChildRunning:
+                await self._stop_child(child)
+
+    # -- exits and restarts -----------------------------------------------------------------
+
+    def _handle_exit_signal(self, signal: ExitSignal) -> None:
+        if signal.sender in self.by_pid:
+            return  # a child's link: its Down follows and is handled there
+        if type(signal.reason) is Normal and signal.sender != self.p.parent:
+            return
+        # The parent (or the node, or anyone asking it to shut down) wants it gone.
+        raise _Stop(signal.reason)
+
+    async def _handle_down(self, down: Down) -> None:
+        child = self.by_pid.get(down.pid)
+        if child is not None and child.ref == down.ref:
+            await self._child_exited(child, down.reason)
+            return
+        subscriber = self.subscriber_refs.pop(down.ref, None)
+        if subscriber is not None:
+            del self.subscribers[subscriber]
+        # Otherwise a stale Down (of a child already replaced or stopped): ignored.
+
+    async def _child_exited(self, child: _Child, reason: ExitReason) -> None:
+        spec = child.spec
+        state = child.state
+        assert type(state) is ChildRunning
+        pid = state.pid
+        self._set_state(child, STOPPED)
+        if type(reason) is InitIgnored:
+            self._emit(ev.SupervisedChildIgnored(self.p.pid, spec.key, pid))
+            if spec.restart is TEMPORARY:
+                self._drop(child)
+            else:
+                self._set_state(child, IGNORED)
+            return
+        self._emit(ev.SupervisedChildDied(self.p.pid, spec.key, pid, reason))
+        _log.info("supervisor %s: child %r (%s) exited with %r", self.p.pid, spec.key, pid, reason)
+        if spec.restart is TEMPORARY:
+            self._drop(child)
+            return
+        if reason.normal and (spec.restart is TRANSIENT or spec.restart is INTRINSIC):
+            if spec.restart is INTRINSIC:
+                raise _Stop(Normal())
+            return
+        await self._restart(child, reason)
+
+    async def _handle_retry(self, message: RetryRestart) -> None:
+        child = self.children.get(message.key)
+        if child is None or child.retry != message.token:
+            return  # started, terminated or deleted meanwhile
+        await self._restart(child, message.reason)
+
+    async def _restart(self, child: _Child, reason: ExitReason) -> None:
+        """A restart is due for ``child``: count it, then restart it (or its branch)."""
+        key = child.spec.key
+        _, exceeded = add_restart(self.window, anyio.current_time(), self.limit)
+        if exceeded:
+            delay = child.spec.restart_delay
+            if type(self.strategy) is RestartOne and delay is not None:
+                # Cloud Haskell's childRestartDelay: wait instead of giving up.
+                self._emit(ev.SupervisedChildRestarting(self.p.pid, key, child.last_pid, reason))
+                self._schedule_retry(child, reason, delay)
+                return
+            self._emit(ev.SupervisorIntensityReached(self.p.pid, key, reason))
+            _log.warning(
+                "supervisor %s reached its restart intensity %r restarting %r after %r",
+                self.p.pid,
+                self.limit,
+                key,
+                reason,
+            )
+            raise _Stop(ReachedMaxRestartIntensity(key, reason))
+        self.total_restarts += 1
+        if type(self.strategy) is RestartOne:
+            self._emit(ev.SupervisedChildRestarting(self.p.pid, key, child.last_pid, reason))
+            await self._start_or_retry(child, reason)
+        else:
+            await self._restart_branch(child, reason)
+
+    async def _start_or_retry(self, child: _Child, reason: ExitReason) -> bool:
+        try:
+            await self._start(child)
+        except (StartFailureDied, BadClosure):
+            # OTP's try_again_restart: a message to itself, so calls interleave; it counts again.
+            self._schedule_retry(child, reason, child.spec.restart_delay or 0.0)
+            return False
+        return True
+
+    def _schedule_retry(self, child: _Child, reason: ExitReason, delay: float) -> None:
+        self._set_state(child, ChildRestarting(child.last_pid))
+        token = next(self.tokens)
+        child.retry = token
+        message = RetryRestart(child.spec.key, token, reason)
+        if delay > 0:
+            heapq.heappush(self.timers, (anyio.current_time() + delay, token, message))
+        else:
+            self.p.send(self.p.pid, message)
+
+    def _branch(self, child: _Child) -> list[_Child]:
+        strategy = self.strategy
+        children = list(self.children.values())
+        if type(strategy) is RestartAll:
+            return children
+        index = children.index(child)
+        if type(strategy) is RestartLeft:
+            return children[: index + 1]
+        return children[index:]
+
+    async def _restart_branch(self, failed: _Child, reason: ExitReason) -> None:
+        strategy = self.strategy
+        assert type(strategy) is RestartAll or type(strategy) is RestartLeft or type(strategy) is RestartRight
+        mode = strategy.mode
+        branch = self._branch(failed)
+        if mode.order is not LEFT_TO_RIGHT:
+            branch.reverse()
+        restarted: list[str] = []
+        if type(mode) is RestartEach:
+            for child in branch:
+                if await self._branch_stop(child, reason):
+                    if not await self._start_or_retry(child, reason):
+                        return
+                    restarted.append(child.spec.key)
+        else:
+            to_start = [child for child in branch if await self._branch_stop(child, reason)]
+            if type(mode) is not RestartInOrder:
+                to_start.reverse()
+            for child in to_start:
+                if not await self._start_or_retry(child, reason):
+                    return
+                restarted.append(child.spec.key)
+        self._emit(ev.SupervisorBranchRestarted(self.p.pid, failed.spec.key, reason, tuple(restarted)))
+
+    async def _branch_stop(self, child: _Child, reason: ExitReason) -> bool:
+        """Stop one child of a branch; return whether it is to be started again."""
+        running = type(child.state) is ChildRunning
+        if child.spec.restart is TEMPORARY:
+            if running:
+                # OTP: a temporary sibling stopped by a branch restart is dropped, not restarted.
+                await self._stop_child(child)
+                self._drop(child)
+            return False
+        self._emit(ev.SupervisedChildRestarting(self.p.pid, child.spec.key, child.last_pid, reason))
+        if running:
+            await self._stop_child(child)
+        return True

@@ -1,0 +1,86 @@
+"""What a supervisor says about its children: child states, list entries and statistics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..runtime import Pid
+
+if TYPE_CHECKING:
+    from .spec import ChildSpec
+
+__all__ = [
+    "Child",
+    "ChildRef",
+    "ChildRestarting",
+    "ChildRunning",
+    "ChildStartIgnored",
+    "ChildStopped",
+    "SupervisorStatistics",
+]
+
+
+@attrs.frozen
+class ChildRunning:
+    """The child is running as ``pid``."""
+
+    pid: Pid
+
+
+@attrs.frozen
+class ChildRestarting:
+    """The child exited and its restart is pending (a delayed restart or a retry).
+
+    Args:
+        pid: The pid of the child that exited, if it had started.
+    """
+
+    pid: Pid | None
+
+
+@attrs.frozen
+class ChildStopped:
+    """The child is not running: never started, terminated, or exited and not restarted."""
+
+
+@attrs.frozen
+class ChildStartIgnored:
+    """The child asked to be ignored when it started (``ChildInitIgnore``)."""
+
+
+ChildRef = ChildRunning | ChildRestarting | ChildStopped | ChildStartIgnored
+
+
+@attrs.frozen
+class Child:
+    """One entry of ``list_children``/``lookup_child``: a child's key, state and spec."""
+
+    key: str
+    state: ChildRef
+    spec: ChildSpec
+
+
+@attrs.frozen
+class SupervisorStatistics:
+    """Counts of a supervisor's children, at the moment it answered.
+
+    Args:
+        defined: Child specs the supervisor holds.
+        running: Children running now.
+        workers: Specs of type ``WORKER``.
+        supervisors: Specs of type ``SUPERVISOR``.
+        running_workers: Running children of type ``WORKER``.
+        running_supervisors: Running children of type ``SUPERVISOR``.
+        total_restarts: Automatic restarts since the supervisor started (a branch restart
+            and each retry of a failed restart count once, as for the restart limit).
+    """
+
+    defined: int
+    running: int
+    workers: int
+    supervisors: int
+    running_workers: int
+    running_supervisors: int
+    total_restarts: int
