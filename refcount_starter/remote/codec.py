@@ -1,0 +1,368 @@
+"""The wire codec: msgpack (through msgspec) with an explicit registry of message types.
+
+No pickle crosses the wire: a value is encoded only if it is made of primitives (``None``,
+``bool``, ``int``, ``float``, ``str``, ``bytes``), containers (``list``, ``tuple``, ``dict``,
+``set``, ``frozenset``) and instances of classes registered by a stable name with
+``register_type``. Decoding builds nothing else, so a payload cannot make this node import or
+call anything. See ADR-0008.
+
+Wire format: plain msgpack for primitives, lists and dicts; msgpack extension types for the
+rest, each holding a nested msgpack document:
+
+* ``EXT_TUPLE`` (1): the items, as an array;
+* ``EXT_OBJECT`` (2): ``[name, field values...]`` for an attrs class, ``[name, member name]``
+  for an ``enum.Enum``;
+* ``EXT_BIGINT`` (3): the decimal text of an int beyond 64 bits;
+* ``EXT_FROZENSET`` (4) and ``EXT_SET`` (5): the items, as an array;
+* ``EXT_DICT`` (6): a dict with a key that is not a str, as ``[key, value, key, value...]``
+  (a dict with str keys only is a plain msgpack map).
+
+Example::
+
+    @attrs.frozen
+    class Order:
+        item: str
+        quantity: int
+
+    register_type(Order, "shop.Order")
+    assert decode(encode(Order("tea", 2))) == Order("tea", 2)
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+import msgspec
+
+from ..runtime import pid as _pid
+from ..runtime import reasons as _reasons
+from ..runtime import signals as _signals
+
+__all__ = [
+    "DecodeError",
+    "registers",
+    "to_wire",
+    "decode",
+    "encode",
+    "is_registered",
+    "register_type",
+    "registered_name",
+    "registered_types",
+]
+
+_log = logging.getLogger("refcount_starter.remote.codec")
+
+EXT_TUPLE = 1
+EXT_OBJECT = 2
+EXT_BIGINT = 3
+EXT_FROZENSET = 4
+EXT_SET = 5
+EXT_DICT = 6
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+class DecodeError(ValueError):
+    """Input that is not a valid encoding of a registered value.
+
+    The transport counts, logs and drops such input; the node keeps running.
+
+    Args:
+        message: What was wrong, naming the offending part.
+    """
+
+
+@attrs.frozen
+class _Entry:
+    cls: type
+    name: str
+    # For attrs classes: (field name, init keyword) in field order; None for an Enum.
+    fields: tuple[tuple[str, str], ...] | None
+
+
+# Invariant: _by_type and _by_name hold the same entries, each under its own key.
+_by_type: dict[type, _Entry] = {}
+_by_name: dict[str, _Entry] = {}
+
+
+def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) -> None:
+    """Make instances of ``cls`` encodable, under the stable wire name ``name``.
+
+    ``cls`` must be an attrs class whose fields go through ``__init__`` (or an
+    ``enum.Enum``). Every node that exchanges such values must register the same class under
+    the same name. Registering the same class under the same name again changes nothing.
+
+    Args:
+        cls: The class.
+        name: Its stable wire name, e.g. ``"refcount_starter.supervisor.ChildSpec"``.
+        fields: The names of the fields that travel, for an attrs class with fields that
+            must not (a local registry, a cache); the others take their defaults on the
+            receiving node. All ``__init__`` fields by default.
+
+    Raises:
+        TypeError: ``cls`` is not an attrs class or an Enum, or a travelling field is not an
+            ``__init__`` argument, or a field left out has no default, or ``name`` is not a
+            non-empty str.
+        ValueError: ``name`` is taken by another class, or ``cls`` is registered under
+            another name.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a wire name must be a non-empty str, got {name!r}")
+    if not isinstance(cls, type):
+        raise TypeError(f"register_type takes a class, got {cls!r}")
+    travelling: tuple[tuple[str, str], ...] | None
+    if issubclass(cls, enum.Enum):
+        travelling = None
+    elif attrs.has(cls):
+        specs = attrs.fields(cls)
+        chosen = [spec.name for spec in specs] if fields is None else list(fields)
+        by_name = {spec.name: spec for spec in specs}
+        for field in chosen:
+            if field not in by_name:
+                raise TypeError(f"cannot register {cls.__qualname__}: it has no field {field!r}")
+            if not by_name[field].init:
+                raise TypeError(
+                    f"cannot register {cls.__qualname__}: its field {field!r} is not an "
+                    "__init__ argument, so a decoded copy could not be built"
+                )
+        for spec in specs:
+            if spec.name not in chosen and spec.init and spec.default is attrs.NOTHING:
+                raise TypeError(
+                    f"cannot register {cls.__qualname__}: the field {spec.name!r} does not travel "
+                    "and has no default"
+                )
+        travelling = tuple((field, by_name[field].alias or field) for field in chosen)
+    else:
+        raise TypeError(
+            f"cannot register {cls.__module__}.{cls.__qualname__}: only attrs classes and "
+            "enum.Enum subclasses can cross nodes"
+        )
+    known = _by_name.get(name)
+    if known is not None and known.cls is not cls:
+        raise ValueError(
+            f"the wire name {name!r} is already registered for "
+            f"{known.cls.__module__}.{known.cls.__qualname__}"
+        )
+    mine = _by_type.get(cls)
+    if mine is not None and mine.name != name:
+        raise ValueError(f"{cls.__qualname__} is already registered under the wire name {mine.name!r}")
+    entry = _Entry(cls, name, travelling)
+    _by_type[cls] = entry
+    _by_name[name] = entry
+
+
+def is_registered(cls: type) -> bool:
+    """Whether instances of ``cls`` can be encoded."""
+    return cls in _by_type
+
+
+def registered_name(cls: type) -> str | None:
+    """The wire name ``cls`` is registered under, or ``None``."""
+    entry = _by_type.get(cls)
+    return None if entry is None else entry.name
+
+
+def registered_types() -> dict[str, type]:
+    """Every registered class, by wire name."""
+    return {name: entry.cls for name, entry in _by_name.items()}
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+_encoder = msgspec.msgpack.Encoder()
+_Ext = msgspec.msgpack.Ext
+
+
+def _ext(code: int, items: list[Any]) -> msgspec.msgpack.Ext:
+    return _Ext(code, _encoder.encode(items))
+
+
+def _wire(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is float or kind is bool or value is None or kind is bytes:
+        return value
+    if kind is int:
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        return _Ext(EXT_BIGINT, str(value).encode("ascii"))
+    if kind is list:
+        return [_wire(item) for item in value]
+    if kind is tuple:
+        return _ext(EXT_TUPLE, [_wire(item) for item in value])
+    if kind is dict:
+        if all(type(key) is str for key in value):
+            return {key: _wire(item) for key, item in value.items()}
+        flat: list[Any] = []
+        for key, item in value.items():
+            flat.append(_wire(key))
+            flat.append(_wire(item))
+        return _Ext(EXT_DICT, _encoder.encode(flat))
+    if kind is frozenset:
+        return _ext(EXT_FROZENSET, [_wire(item) for item in value])
+    if kind is set:
+        return _ext(EXT_SET, [_wire(item) for item in value])
+    entry = _by_type.get(kind)
+    if entry is None:
+        raise TypeError(
+            f"cannot encode a value of type {kind.__module__}.{kind.__qualname__} for another "
+            f"node: {value!r:.200}. Only primitives, list/tuple/dict/set/frozenset and classes "
+            "registered with refcount_starter.remote.codec.register_type(cls, name) can cross "
+            "nodes (no pickle on the wire)"
+        )
+    if entry.fields is None:
+        return _ext(EXT_OBJECT, [entry.name, value.name])
+    return _ext(EXT_OBJECT, [entry.name, *(_wire(getattr(value, field)) for field, _ in entry.fields)])
+
+
+def encode(value: Any) -> bytes:
+    """Encode ``value`` for another node.
+
+    Raises:
+        TypeError: ``value`` holds something of a type that is not registered (the message
+            names it and says how to register it).
+    """
+    return _encoder.encode(_wire(value))
+
+
+def to_wire(value: Any) -> Any:
+    """``value`` as a tree msgspec can encode (for embedding in a larger document).
+
+    Raises:
+        TypeError: As ``encode``.
+    """
+    return _wire(value)
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def _build(entry: _Entry, values: list[Any]) -> Any:
+    if entry.fields is None:
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise DecodeError(f"{entry.name}: expected one member name, got {values!r:.200}")
+        try:
+            return entry.cls[values[0]]  # type: ignore[index]
+        except KeyError:
+            raise DecodeError(f"{entry.name} has no member {values[0]!r}") from None
+    if len(values) != len(entry.fields):
+        raise DecodeError(f"{entry.name}: expected {len(entry.fields)} field values, got {len(values)}")
+    kwargs = {alias: item for (_, alias), item in zip(entry.fields, values, strict=True)}
+    try:
+        return entry.cls(**kwargs)
+    except Exception as exc:
+        # The class's own validators refused the values.
+        raise DecodeError(f"{entry.name}: the values do not make a valid instance: {exc}") from exc
+
+
+def _items(data: memoryview) -> list[Any]:
+    items = _decoder.decode(data)
+    if type(items) is not list:
+        raise DecodeError(f"an extension value must hold an array, got {type(items).__name__}")
+    return items
+
+
+def _ext_hook(code: int, data: memoryview) -> Any:
+    if code == EXT_TUPLE:
+        return tuple(_items(data))
+    if code == EXT_OBJECT:
+        items = _items(data)
+        if not items or not isinstance(items[0], str):
+            raise DecodeError("an object must start with its registered name")
+        entry = _by_name.get(items[0])
+        if entry is None:
+            raise DecodeError(
+                f"unknown type name {items[0]!r}: this node has not registered it "
+                "(refcount_starter.remote.codec.register_type)"
+            )
+        return _build(entry, items[1:])
+    if code == EXT_BIGINT:
+        try:
+            return int(bytes(data).decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise DecodeError("a big int must be decimal text") from None
+    if code == EXT_FROZENSET:
+        return frozenset(_items(data))
+    if code == EXT_SET:
+        return set(_items(data))
+    if code == EXT_DICT:
+        flat = _items(data)
+        if len(flat) % 2:
+            raise DecodeError("a dict must hold key, value pairs")
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+    raise DecodeError(f"unknown msgpack extension code {code}")
+
+
+_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
+
+
+def decode(data: bytes | bytearray | memoryview) -> Any:
+    """Decode what ``encode`` made.
+
+    Raises:
+        DecodeError: ``data`` is not valid msgpack, names a type this node has not registered,
+            or holds values a registered class refuses.
+    """
+    try:
+        return _decoder.decode(data)
+    except DecodeError:
+        raise
+    except (msgspec.DecodeError, TypeError, ValueError, RecursionError, MemoryError) as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, DecodeError):
+            raise DecodeError(str(cause)) from exc
+        raise DecodeError(f"undecodable input ({len(data)} bytes): {exc}") from exc
+
+
+# -- the project's own types ----------------------------------------------------------------
+
+
+def _register_all(prefix: str, classes: Iterable[type]) -> None:
+    for cls in classes:
+        register_type(cls, f"{prefix}.{cls.__name__}")
+
+
+_register_all("rs.pid", (_pid.Pid, _pid.Ref))
+_register_all(
+    "rs.reason",
+    (
+        _reasons.Normal,
+        _reasons.Shutdown,
+        _reasons.Killed,
+        _reasons.Kill,
+        _reasons.Crashed,
+        _reasons.NoProc,
+        _reasons.NoConnection,
+        _reasons.ExitSignal,
+        _reasons.Down,
+    ),
+)
+_register_all(
+    "rs.signal",
+    (
+        _signals.Call,
+        _signals.Reply,
+        _signals.MessageSignal,
+        _signals.NamedMessageSignal,
+        _signals.LinkSignal,
+        _signals.UnlinkSignal,
+        _signals.ExitSignalSent,
+        _signals.MonitorSignal,
+        _signals.DemonitorSignal,
+        _signals.DownSignal,
+    ),
+)
+
+
+def registers(name: str) -> Callable[[type], type]:
+    """Class decorator form of ``register_type``: ``@registers("app.Order")``."""
+
+    def register(cls: type) -> type:
+        register_type(cls, name)
+        return cls
+
+    return register

@@ -1,0 +1,129 @@
+"""``python -m refcount_starter node``: one node in its own OS process, until SIGTERM/SIGINT.
+
+The node connects to a NATS server, imports the given modules (so that their
+``@remotable`` functions and ``register_type`` classes are known here), starts its spawner
+(remote spawn, see ``service.py``) and serves until it receives SIGTERM or SIGINT; then it
+stops its processes and says goodbye to its peers.
+
+When it is ready it prints one line to stdout, ``READY <name> <incarnation>``, so that a
+script (or a test) can wait for it.
+
+Credentials: in the URL (``nats://user:password@host:4222``, ``nats://token@host:4222``) or
+through the environment: ``RS_NATS_TOKEN``, ``RS_NATS_USER`` / ``RS_NATS_PASSWORD``,
+``RS_NATS_NKEY_SEED`` (a seed file), ``RS_NATS_CREDS`` (a ``.creds`` file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+__all__ = ["build_parser", "run_node"]
+
+_log = logging.getLogger("refcount_starter.remote.node_main")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The node command's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m refcount_starter node",
+        description="Run a node until SIGINT/SIGTERM, hosting the closures of the imported modules.",
+    )
+    parser.add_argument(
+        "--nats", required=True, metavar="URL", help="the NATS server, e.g. nats://127.0.0.1:4222"
+    )
+    parser.add_argument("--name", required=True, help="the node's name, unique among connected nodes")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (its @remotable functions become startable here); repeatable",
+    )
+    parser.add_argument("--heartbeat-interval", type=float, default=1.0, metavar="SECONDS")
+    parser.add_argument("--heartbeat-misses", type=int, default=5, metavar="N")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    return parser
+
+
+def run_node(argv: Sequence[str]) -> int:
+    """Run a node as the ``node`` command describes; return the exit status.
+
+    Args:
+        argv: The command's arguments, without the program and command names, e.g.
+            ``["--nats", "nats://127.0.0.1:4222", "--name", "n1", "--import", "app.tasks"]``.
+
+    Returns:
+        0 after a clean stop on SIGTERM/SIGINT; 2 for bad arguments, a module that cannot be
+        imported, refused credentials or an unreachable server.
+    """
+    try:
+        args = build_parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            print(f"error: cannot import {module!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
+    from .errors import NatsConnectError
+
+    try:
+        anyio.run(_serve, args, backend="asyncio")
+    except NatsConnectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _credentials() -> dict[str, Any]:
+    env = os.environ
+    options: dict[str, Any] = {}
+    for variable, option in (
+        ("RS_NATS_TOKEN", "token"),
+        ("RS_NATS_USER", "user"),
+        ("RS_NATS_PASSWORD", "password"),
+        ("RS_NATS_NKEY_SEED", "nkeys_seed"),
+        ("RS_NATS_CREDS", "user_credentials"),
+    ):
+        if env.get(variable):
+            options[option] = env[variable]
+    return options
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from ..runtime import Node
+    from .natstransport import NatsTransport
+    from .service import start_spawner
+
+    transport = NatsTransport(
+        args.nats,
+        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_misses=args.heartbeat_misses,
+        **_credentials(),
+    )
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with Node(args.name, transport=transport) as node:
+            start_spawner(node)
+            print(f"READY {node.name} {node.incarnation}", flush=True)
+            async for signum in signals:
+                _log.info("node %s stopping on signal %s", node.name, signum)
+                break
+
+
+if __name__ == "__main__":
+    sys.exit(run_node(sys.argv[1:]))

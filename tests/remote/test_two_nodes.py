@@ -1,0 +1,206 @@
+"""Two nodes in one OS process, connected through a real nats-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from refcount_starter.remote.natstransport import NatsTransport
+from refcount_starter.runtime import (
+    Call,
+    CallFailed,
+    Crashed,
+    Down,
+    ExitSignal,
+    NoConnection,
+    Node,
+    NoProc,
+    Normal,
+    Pid,
+    Process,
+    Shutdown,
+)
+
+pytestmark = [pytest.mark.nats, pytest.mark.anyio, pytest.mark.timeout(30)]
+
+MakeTransport = Callable[..., NatsTransport]
+
+
+@asynccontextmanager
+async def two_nodes(make_transport: MakeTransport) -> AsyncIterator[tuple[Node, Node]]:
+    async with (
+        Node("a", transport=make_transport()) as a,
+        Node("b", transport=make_transport()) as b,
+    ):
+        yield a, b
+
+
+async def echo(p: Process) -> None:
+    async for message in p.messages():
+        if isinstance(message, Call):
+            p.reply(message, ("echo", message.request))
+        elif isinstance(message, tuple) and len(message) == 2 and isinstance(message[0], Pid):
+            p.send(message[0], ("echo", message[1]))
+        elif message == "stop":
+            return
+        elif message == "crash":
+            raise ValueError("asked to crash")
+
+
+async def test_send_by_pid_and_reply(make_transport: MakeTransport) -> None:
+    """A message to a pid on another node arrives, and so does the answer."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        server = b.spawn(echo)
+        me.send(server, (me.pid, {"k": [1, (2, 3)]}))
+        assert await me.receive(timeout=10) == ("echo", {"k": [1, (2, 3)]})
+
+
+async def test_send_to_registered_name_on_a_node(make_transport: MakeTransport) -> None:
+    """``send((name, node), msg)`` reaches the process registered under that name there."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        b.spawn(echo, name="echo")
+        me.send(("echo", "b"), (me.pid, "hi"))
+        assert await me.receive(timeout=10) == ("echo", "hi")
+
+
+async def test_call_across_nodes(make_transport: MakeTransport) -> None:
+    """``call`` to a pid on another node returns its reply."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        server = b.spawn(echo)
+        assert await me.call(server, "ping", timeout=10) == ("echo", "ping")
+
+
+async def test_call_to_a_dead_remote_pid_fails_with_noproc(make_transport: MakeTransport) -> None:
+    """A call to a pid that died on another node fails with ``NoProc``, never hangs."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        server = b.spawn(echo)
+        b.send(server, "stop")
+        assert await b.wait(server) == Normal()
+        with pytest.raises(CallFailed) as failed:
+            await me.call(server, "ping", timeout=10)
+        assert isinstance(failed.value.reason, NoProc)
+
+
+async def test_messages_keep_their_order(make_transport: MakeTransport) -> None:
+    """A thousand messages from one process to another node arrive in the order sent."""
+
+    async def collect(p: Process, reply_to: Pid, count: int) -> None:
+        got = [await p.receive() for _ in range(count)]
+        p.send(reply_to, got)
+
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        collector = b.spawn(collect, me.pid, 1000)
+        for i in range(1000):
+            me.send(collector, i)
+        assert await me.receive(timeout=20) == list(range(1000))
+
+
+async def test_link_across_nodes_carries_the_crash(make_transport: MakeTransport) -> None:
+    """A linked process on another node that crashes sends its ``Crashed`` reason."""
+    async with two_nodes(make_transport) as (a, b), a.process(trap_exits=True) as me:
+        server = b.spawn(echo)
+        me.link(server)
+        await me.call(server, "sync", timeout=10)  # the link is in place on b
+        me.send(server, "crash")
+        signal = await me.receive(ExitSignal, timeout=10)
+        assert signal.sender == server
+        assert isinstance(signal.reason, Crashed) and signal.reason.exc_type == "ValueError"
+
+
+async def test_monitor_across_nodes(make_transport: MakeTransport) -> None:
+    """A monitor on a pid of another node gets ``Down`` with its exit reason."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        server = b.spawn(echo)
+        ref = me.monitor(server)
+        me.send(server, "stop")
+        assert await me.receive(Down, timeout=10) == Down(ref, server, Normal())
+
+
+async def test_exit_signal_across_nodes(make_transport: MakeTransport) -> None:
+    """``exit(pid, reason)`` reaches a trapping process on another node as ``ExitSignal``."""
+
+    async def trapper(p: Process, report_to: Pid) -> None:
+        signal = await p.receive(ExitSignal)
+        p.send(report_to, signal)
+
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        target = b.spawn(trapper, me.pid, trap_exits=True)
+        me.exit(target, Shutdown(("db", 3)))
+        assert await me.receive(timeout=10) == ExitSignal(me.pid, Shutdown(("db", 3)))
+
+
+async def test_link_to_a_dead_remote_pid_delivers_noproc(make_transport: MakeTransport) -> None:
+    """Linking to a pid unknown on its (live) node delivers ``NoProc`` at once."""
+    async with two_nodes(make_transport) as (a, b), a.process(trap_exits=True) as me:
+        ghost = Pid("b", b.incarnation, 999_999)
+        me.link(ghost)
+        signal = await me.receive(ExitSignal, timeout=10)
+        assert signal.sender == ghost and isinstance(signal.reason, NoProc)
+
+
+async def test_pid_of_an_earlier_incarnation_is_stale(make_transport: MakeTransport) -> None:
+    """A pid of an earlier incarnation of a live node is stale: monitoring it gives ``NoProc``."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        server = b.spawn(echo)
+        stale = Pid("b", b.incarnation - 1, server.serial)
+        ref = me.monitor(stale)
+        down = await me.receive(Down, timeout=10)
+        assert down.ref == ref and isinstance(down.reason, NoProc)
+
+
+async def test_unknown_node_gives_noconnection(make_transport: MakeTransport) -> None:
+    """A monitor on a pid of a node nobody runs fires ``NoConnection``."""
+    async with Node("a", transport=make_transport()) as a, a.process() as me:
+        ref = me.monitor(Pid("nowhere", 1, 1))
+        assert await me.receive(Down, timeout=15) == Down(ref, Pid("nowhere", 1, 1), NoConnection("nowhere"))
+
+
+async def test_peer_node_exit_fires_noconnection(make_transport: MakeTransport) -> None:
+    """When a node leaves, links and monitors across to it fire ``NoConnection``."""
+    async with Node("a", transport=make_transport()) as a, a.process(trap_exits=True) as me:
+        async with Node("b", transport=make_transport()) as b:
+
+            async def sleeper(p: Process) -> None:
+                await anyio.sleep_forever()
+
+            linked = b.spawn(sleeper)
+            watched = b.spawn(sleeper)
+            me.link(linked)
+            ref = me.monitor(watched)
+            assert await me.call(b.spawn(echo), "sync", timeout=10) == ("echo", "sync")
+        reasons = set()
+        for _ in range(2):
+            message = await me.receive((ExitSignal, Down), timeout=15)
+            reasons.add((type(message), message.reason))
+        # The node stopped its processes: their real reasons may arrive first; either way,
+        # each watcher learns (Shutdown from the stopping node, or NoConnection).
+        assert {kind for kind, _ in reasons} == {ExitSignal, Down}
+        for _, reason in reasons:
+            assert reason in (Shutdown("node stopping"), NoConnection("b"))
+        assert ref is not None
+
+
+async def test_unregistered_message_type_is_refused_at_send(make_transport: MakeTransport) -> None:
+    """Sending a value of an unregistered type to another node raises a TypeError naming it."""
+
+    class Secret:
+        pass
+
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        server = b.spawn(echo)
+        with pytest.raises(TypeError, match="Secret"):
+            me.send(server, Secret())
+        assert await me.call(server, "still fine", timeout=10) == ("echo", "still fine")
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_trio_is_refused_clearly(make_transport: MakeTransport) -> None:
+    """On trio, attaching the NATS transport raises ``TransportNeedsAsyncio``."""
+    from refcount_starter.remote.errors import TransportNeedsAsyncio
+
+    with pytest.raises(TransportNeedsAsyncio, match="asyncio"):
+        async with Node("t", transport=make_transport()):
+            pass
