@@ -108,7 +108,7 @@ def _credentials() -> dict[str, Any]:
 async def _serve(args: argparse.Namespace) -> None:
     from ..runtime import Node
     from .natstransport import NatsTransport
-    from .service import start_spawner
+    from .service import INFO, serve_info, start_spawner
 
     transport = NatsTransport(
         args.nats,
@@ -119,6 +119,7 @@ async def _serve(args: argparse.Namespace) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with Node(args.name, transport=transport) as node:
             start_spawner(node)
+            node.spawn(serve_info, transport.statistics, name=INFO)
             print(f"READY {node.name} {node.incarnation}", flush=True)
             async for signum in signals:
                 _log.info("node %s stopping on signal %s", node.name, signum)

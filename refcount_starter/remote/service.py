@@ -10,16 +10,19 @@ imported on request: only functions the node registered can run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from ..runtime import Node, Pid, Process, Ref
+from ..runtime import Call, Node, Pid, Process, Ref
 from .closures import REMOTE_TABLE, RemoteTable, UnknownClosure
 from .codec import register_type
 
 __all__ = [
+    "INFO",
     "SPAWNER",
+    "serve_info",
     "RemoteSpawnFailed",
     "SpawnRefused",
     "SpawnReply",
@@ -33,6 +36,9 @@ _log = logging.getLogger("refcount_starter.remote.service")
 
 #: The name the spawner process is registered under on every node that runs one.
 SPAWNER = "refcount_starter.spawner"
+
+#: The name of the node command's information process (answers ``Call(..., "statistics")``).
+INFO = "refcount_starter.info"
 
 
 @attrs.frozen
@@ -147,3 +153,14 @@ async def spawn_remote(
         raise RemoteSpawnFailed(node, closure, answer.why)
     p.bind_monitor(ref, answer.pid)
     return answer.pid, ref
+
+
+async def serve_info(p: Process, statistics: Callable[[], Any]) -> None:
+    """Answer ``Call`` requests ``"statistics"`` with the transport's counters, as a dict.
+
+    Another node asks with ``send((INFO, node), Call(me.pid, ref, "statistics"))`` and
+    receives the ``Reply`` carrying ``ref``.
+    """
+    async for message in p.messages():
+        if type(message) is Call and message.request == "statistics":
+            p.reply(message, attrs.asdict(statistics()))

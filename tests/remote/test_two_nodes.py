@@ -204,3 +204,74 @@ async def test_trio_is_refused_clearly(make_transport: MakeTransport) -> None:
     with pytest.raises(TransportNeedsAsyncio, match="asyncio"):
         async with Node("t", transport=make_transport()):
             pass
+
+
+async def collector(p: Process, owner: Pid) -> None:
+    """Collect messages until "done" or an exit signal; report them to ``owner``."""
+    p.trap_exits = True
+    p.link(owner)
+    p.send(owner, "linked")
+    got: list[int] = []
+    while True:
+        message = await p.receive()
+        if isinstance(message, ExitSignal):
+            p.send(owner, ("report", got, message.reason))
+            return
+        if message == "done":
+            p.send(owner, ("report", got, None))
+            return
+        got.append(message)
+
+
+async def test_dropped_envelopes_end_the_session_on_both_sides(make_transport: MakeTransport) -> None:
+    """A receiver that drops envelopes (slow consumer) gets an unbroken prefix, and both sides'
+    links fire ``NoConnection``: nothing is lost silently."""
+    count = 5000
+    async with (
+        Node("a", transport=make_transport()) as a,
+        Node("b", transport=make_transport(pending_msgs_limit=20)) as b,
+        a.process(trap_exits=True) as me,
+    ):
+        pid = b.spawn(collector, me.pid)
+        assert await me.receive(str, timeout=10) == "linked"
+        for i in range(count):
+            me.send(pid, i)
+        me.send(pid, "done")
+        _, got, reason = await me.receive(tuple, timeout=20)
+        assert got == list(range(len(got))), "a hole in what arrived"
+        if len(got) < count:
+            assert reason == NoConnection("a")
+            assert await me.receive(ExitSignal, timeout=10) == ExitSignal(pid, NoConnection("b"))
+        else:
+            assert reason is None
+
+
+async def test_a_gap_in_the_sequence_ends_the_session_on_both_sides(make_transport: MakeTransport) -> None:
+    """An envelope that skips a sequence number ends the session: both sides fire NoConnection."""
+    import msgspec
+    import nats
+
+    from refcount_starter.remote.codec import encode
+
+    b_transport = make_transport()
+    async with (
+        Node("a", transport=make_transport()) as a,
+        Node("b", transport=b_transport) as b,
+        a.process(trap_exits=True) as me,
+    ):
+        pid = b.spawn(collector, me.pid)
+        assert await me.receive(str, timeout=10) == "linked"
+        peer = b_transport._peers["a"]
+        forged = msgspec.msgpack.encode(
+            [1, 0, "a", a.incarnation, peer.epoch, peer.in_seq + 3, msgspec.Raw(encode(None))]
+        )
+        raw = await nats.connect(b_transport._servers[0], user="node", password="node-secret")
+        try:
+            await raw.publish(b_transport.node_subject("b", b.incarnation), forged)
+            await raw.flush()
+        finally:
+            await raw.close()
+        assert await me.receive(tuple, timeout=10) == ("report", [], NoConnection("a"))
+        assert await me.receive(ExitSignal, timeout=10) == ExitSignal(pid, NoConnection("b"))
+        assert b_transport.statistics().gaps == 1
+        assert await me.call(b.spawn(echo), "fresh session", timeout=10) == ("echo", "fresh session")

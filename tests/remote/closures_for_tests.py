@@ -1,0 +1,38 @@
+"""Remote-table functions the node processes of the tests run (``--import`` this module)."""
+
+from __future__ import annotations
+
+import anyio
+
+from refcount_starter.remote.closures import remotable
+from refcount_starter.runtime import Call, ExitSignal, Pid, Process
+
+
+@remotable(name="test.echo")
+async def echo(p: Process, register_as: str | None = None) -> None:
+    """Answer calls with ``("echo", request)``; crash on ``"crash"``, return on ``"stop"``."""
+    if register_as is not None:
+        p.register(register_as)
+    async for message in p.messages():
+        if isinstance(message, Call):
+            p.reply(message, ("echo", message.request))
+        elif isinstance(message, tuple) and len(message) == 2 and isinstance(message[0], Pid):
+            p.send(message[0], ("echo", message[1]))
+        elif message == "crash":
+            raise ValueError("asked to crash")
+        elif message == "stop":
+            return
+
+
+@remotable(name="test.sleeper")
+async def sleeper(p: Process) -> None:
+    """Wait for ever."""
+    await anyio.sleep_forever()
+
+
+@remotable(name="test.report_exit")
+async def report_exit(p: Process, observer: str, observer_node: str) -> None:
+    """Trap exits; report the first exit signal to ``(observer, observer_node)``."""
+    p.trap_exits = True
+    signal = await p.receive(ExitSignal)
+    p.send((observer, observer_node), ("exit-seen", p.pid, signal.sender, signal.reason))
