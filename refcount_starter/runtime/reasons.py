@@ -91,7 +91,18 @@ class Crashed(ExitReason):
         name = (
             kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
         )
-        return cls(name, str(exc), "".join(traceback.format_exception(exc)))
+        return cls(name, str(exc), _frames_text(exc, name))
+
+
+def _frames_text(exc: BaseException, name: str) -> str:
+    # The frames only, without source lines: formatting a full traceback reads source files
+    # and costs more than a restart. The crash log (logging's exc_info) has the full one.
+    lines = ["Traceback (most recent call last):\n"]
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+    lines.append(f"{name}: {exc}\n")
+    return "".join(lines)
 
 
 @attrs.frozen
