@@ -406,6 +406,8 @@ class Node:
         if proc._pending is None and proc.reason is None:
             proc._pending = reason
             scope = proc._scope
+            if scope is None:
+                return  # not scheduled yet: it sees _pending when it starts
             if type(scope) is not asyncio.Task:
                 scope.cancel()
             elif proc._started:
