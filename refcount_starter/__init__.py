@@ -1,6 +1,185 @@
-"""Erlang/OTP-style fault tolerance for anyio, with a reference-counted starter service."""
+"""Erlang/OTP-style fault tolerance for anyio, with a reference-counted starter service.
+
+The public names, each defined in one subpackage and re-exported here once:
+
+- the runtime (``refcount_starter.runtime``): ``Node``, ``Process``, ``Pid``, exit reasons,
+  ``Down``/``ExitSignal``, ``Call``/``Reply`` and the runtime's errors;
+- supervisors (``refcount_starter.supervisor``, also reachable as ``supervisor.start``):
+  ``ChildSpec`` and its policies, the strategies, child states and typed errors;
+- the reference-counted starter (``refcount_starter.starter``): ``spawn_child_starter``,
+  ``Starter``, ``StarterProcess``;
+- several nodes (``refcount_starter.remote``): ``remotable`` and, with the ``nats`` extra,
+  ``NatsTransport``.
+"""
 
 import logging as _logging
+from typing import Any as _Any
+
+from . import supervisor
+from .remote.closures import RemoteTable, remotable
+from .runtime import (
+    Address,
+    Call,
+    CallFailed,
+    CallTimeout,
+    Crashed,
+    Down,
+    ExitReason,
+    ExitSignal,
+    InMemoryNetwork,
+    Kill,
+    Killed,
+    NameNotRegistered,
+    NameTaken,
+    NoConnection,
+    Node,
+    NodeNotRunning,
+    NoProc,
+    Normal,
+    Pid,
+    Process,
+    ProcessExit,
+    ProcessNotAlive,
+    Ref,
+    Reply,
+    Shutdown,
+    Transport,
+)
+from .supervisor import (
+    INTRINSIC,
+    LEFT_TO_RIGHT,
+    PERMANENT,
+    RIGHT_TO_LEFT,
+    SUPERVISOR,
+    TEMPORARY,
+    TRANSIENT,
+    WORKER,
+    AlreadyRunning,
+    BadClosure,
+    Child,
+    ChildInitIgnore,
+    ChildNotFound,
+    ChildNotStopped,
+    ChildRestarting,
+    ChildRunning,
+    ChildSpec,
+    ChildStart,
+    ChildStartIgnored,
+    ChildStopped,
+    ChildType,
+    DuplicateChild,
+    LocalStart,
+    ParallelShutdown,
+    ReachedMaxRestartIntensity,
+    RestartAll,
+    RestartEach,
+    RestartInOrder,
+    RestartLeft,
+    RestartLimit,
+    RestartOne,
+    RestartPolicy,
+    RestartRevOrder,
+    RestartRight,
+    RunClosure,
+    SequentialShutdown,
+    StarterGone,
+    StartFailureDied,
+    StopImmediately,
+    StopTimeout,
+    Supervisor,
+    SupervisorError,
+    SupervisorExited,
+    SupervisorStatistics,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "INTRINSIC",
+    "LEFT_TO_RIGHT",
+    "PERMANENT",
+    "RIGHT_TO_LEFT",
+    "SUPERVISOR",
+    "TEMPORARY",
+    "TRANSIENT",
+    "WORKER",
+    "Address",
+    "AlreadyRunning",
+    "BadClosure",
+    "Call",
+    "CallFailed",
+    "CallTimeout",
+    "Child",
+    "ChildInitIgnore",
+    "ChildNotFound",
+    "ChildNotStopped",
+    "ChildRestarting",
+    "ChildRunning",
+    "ChildSpec",
+    "ChildStart",
+    "ChildStartIgnored",
+    "ChildStopped",
+    "ChildType",
+    "Crashed",
+    "Down",
+    "DuplicateChild",
+    "ExitReason",
+    "ExitSignal",
+    "InMemoryNetwork",
+    "Kill",
+    "Killed",
+    "LocalStart",
+    "NameNotRegistered",
+    "NameTaken",
+    "NatsTransport",
+    "NoConnection",
+    "NoProc",
+    "Node",
+    "NodeNotRunning",
+    "Normal",
+    "ParallelShutdown",
+    "Pid",
+    "Process",
+    "ProcessExit",
+    "ProcessNotAlive",
+    "ReachedMaxRestartIntensity",
+    "Ref",
+    "RemoteTable",
+    "Reply",
+    "RestartAll",
+    "RestartEach",
+    "RestartInOrder",
+    "RestartLeft",
+    "RestartLimit",
+    "RestartOne",
+    "RestartPolicy",
+    "RestartRevOrder",
+    "RestartRight",
+    "RunClosure",
+    "SequentialShutdown",
+    "Shutdown",
+    "StartFailureDied",
+    "StarterGone",
+    "StopImmediately",
+    "StopTimeout",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorExited",
+    "SupervisorStatistics",
+    "Transport",
+    "__version__",
+    "remotable",
+    "supervisor",
+]
 
 # Quiet by default: the application decides where the library's log records go.
 _logging.getLogger("refcount_starter").addHandler(_logging.NullHandler())
+
+
+def __getattr__(name: str) -> _Any:
+    # The NATS transport needs the ``nats`` extra; import it only when asked for.
+    if name == "NatsTransport":
+        from .remote import NatsTransport
+
+        return NatsTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
