@@ -275,3 +275,24 @@ async def test_a_gap_in_the_sequence_ends_the_session_on_both_sides(make_transpo
         assert await me.receive(ExitSignal, timeout=10) == ExitSignal(pid, NoConnection("b"))
         assert b_transport.statistics().gaps == 1
         assert await me.call(b.spawn(echo), "fresh session", timeout=10) == ("echo", "fresh session")
+
+
+async def test_an_unencodable_exit_reason_still_fires_the_link(make_transport: MakeTransport) -> None:
+    """A process that exits with a reason that cannot cross nodes still breaks its remote link."""
+    from refcount_starter.runtime import ProcessExit
+
+    class LocalOnly:
+        pass
+
+    async def dies_oddly(p: Process) -> None:
+        await p.receive()
+        raise ProcessExit(Shutdown(LocalOnly()))
+
+    async with two_nodes(make_transport) as (a, b), a.process(trap_exits=True) as me:
+        pid = b.spawn(dies_oddly)
+        me.link(pid)
+        await me.call(b.spawn(echo), "sync", timeout=10)
+        me.send(pid, "go")
+        signal = await me.receive(ExitSignal, timeout=10)
+        assert signal.sender == pid
+        assert isinstance(signal.reason, Crashed) and "LocalOnly" in signal.reason.message
