@@ -1,0 +1,181 @@
+"""Call and reply: a monitor, a send and a selective receive of the reply or the Down."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import pytest
+
+from refcount_starter.runtime import (
+    Call,
+    CallFailed,
+    CallTimeout,
+    Crashed,
+    Down,
+    Node,
+    NoProc,
+    Normal,
+    Process,
+    Reply,
+    Shutdown,
+)
+
+from .helpers import echo, exit_with, idle
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_call_returns_the_reply() -> None:
+    """A call to a live process returns the value it replied with."""
+    async with Node() as node, node.process() as me:
+        pid = me.spawn(echo)
+        assert await me.call(pid, "hi") == ("echo", "hi")
+        assert await me.call(pid, 2, timeout=5) == ("echo", 2)
+
+
+async def test_call_leaves_no_monitor_or_message_behind() -> None:
+    """After a successful call the caller holds no monitor and no stray message."""
+    async with Node() as node, node.process() as me:
+        pid = me.spawn(echo)
+        me.send(me.pid, "unrelated")
+        await me.call(pid, 1, timeout=5)
+        assert me._monitors == {}
+        assert me._mailbox.snapshot() == ["unrelated"]
+
+
+async def test_call_by_registered_name() -> None:
+    """A call can address the callee by its registered name, or (name, node)."""
+    async with Node() as node, node.process() as me:
+        me.spawn(echo, name="echo")
+        assert await me.call("echo", 1, timeout=5) == ("echo", 1)
+        assert await me.call(("echo", node.name), 2, timeout=5) == ("echo", 2)
+
+
+async def test_call_to_a_dead_process_fails_with_noproc() -> None:
+    """Calling a dead pid raises CallFailed carrying NoProc with its last reason, at once."""
+    async with Node() as node, node.process() as me:
+        pid = me.spawn(exit_with, Shutdown("gone"))
+        await node.wait(pid)
+        with pytest.raises(CallFailed, match=str(pid)) as info:
+            await me.call(pid, "anyone?")
+        assert isinstance(info.value.reason, NoProc)
+        assert info.value.reason.last_reason == Shutdown("gone")
+        assert info.value.target == pid
+
+
+async def test_call_fails_with_the_callee_exit_reason() -> None:
+    """A callee that crashes before replying makes the call raise CallFailed(Crashed)."""
+
+    async def crash_on_call(p: Process) -> None:
+        call = await p.receive(Call)
+        raise ValueError(f"cannot handle {call.request!r}")
+
+    async with Node() as node, node.process() as me:
+        logging.getLogger("refcount_starter.runtime.node").disabled = True
+        try:
+            pid = me.spawn(crash_on_call)
+            with pytest.raises(CallFailed) as info:
+                await me.call(pid, "req")
+        finally:
+            logging.getLogger("refcount_starter.runtime.node").disabled = False
+        assert isinstance(info.value.reason, Crashed)
+        assert info.value.reason.message == "cannot handle 'req'"
+        assert me._monitors == {}
+
+
+async def test_call_fails_when_the_callee_exits_normally_without_replying() -> None:
+    """A callee that returns without replying makes the call fail with Normal, not hang."""
+
+    async def ignore(p: Process) -> None:
+        await p.receive(Call)
+
+    async with Node() as node, node.process() as me:
+        with pytest.raises(CallFailed) as info:
+            await me.call(me.spawn(ignore), "req")
+        assert info.value.reason == Normal()
+
+
+async def test_call_timeout_raises_and_cleans_up() -> None:
+    """A call with no reply in time raises CallTimeout (a TimeoutError), leaving no monitor."""
+    async with Node() as node, node.process() as me:
+        pid = me.spawn(idle)
+        with pytest.raises(CallTimeout, match=r"0\.01") as info:
+            await me.call(pid, "req", timeout=0.01)
+        assert isinstance(info.value, TimeoutError) and info.value.target == pid
+        assert me._monitors == {}
+        me.exit(pid, Shutdown())
+        await node.wait(pid)
+        assert me.mailbox_size == 0  # no Down from the dropped monitor
+
+
+async def test_call_timeout_zero_on_a_dead_process_still_reports_the_death() -> None:
+    """``timeout=0`` on a dead callee reports CallFailed, since its Down is already there."""
+    async with Node() as node, node.process() as me:
+        pid = me.spawn(exit_with, Normal())
+        await node.wait(pid)
+        with pytest.raises(CallFailed):
+            await me.call(pid, "req", timeout=0)
+
+
+async def test_the_callee_sees_call_with_sender_and_ref() -> None:
+    """The callee receives Call(sender, ref, request); reply sends Reply(ref, value)."""
+    async with Node() as node, node.process() as me:
+
+        async def inspect(p: Process) -> None:
+            call = await p.receive(Call)
+            p.reply(call, (call.sender, call.request))
+
+        pid = me.spawn(inspect)
+        assert await me.call(pid, "what", timeout=5) == (me.pid, "what")
+
+
+async def test_replies_to_concurrent_calls_are_not_mixed_up() -> None:
+    """Many callers calling one server each get their own answer."""
+    async with Node() as node, node.process() as me:
+        server = me.spawn(echo)
+
+        async def caller(p: Process, n: int) -> None:
+            p.send(me.pid, (n, await p.call(server, n, timeout=5)))
+
+        for n in range(20):
+            me.spawn(caller, n)
+        answers = dict([await me.receive(tuple, timeout=5) for _ in range(20)])
+        assert answers == {n: ("echo", n) for n in range(20)}
+
+
+async def test_reply_refuses_a_non_call() -> None:
+    """Replying to something that is not a Call raises TypeError naming it."""
+    async with Node() as node, node.process() as me:
+        with pytest.raises(TypeError, match="'req'"):
+            me.reply("req", 1)  # type: ignore[arg-type]
+
+
+async def test_calling_oneself_is_refused() -> None:
+    """Regression: a call to the caller itself raises ValueError instead of hanging for ever."""
+    async with Node() as node, node.process(name="me") as me:
+        with pytest.raises(ValueError, match="itself"):
+            await me.call(me.pid, "req")
+        with pytest.raises(ValueError, match="itself"):
+            await me.call("me", "req")
+        assert me._monitors == {} and me.mailbox_size == 0
+
+
+async def test_a_late_reply_is_an_ordinary_message() -> None:
+    """A reply that arrives after its call timed out stays in the mailbox as a Reply."""
+    async with Node() as node, node.process() as me:
+        release = anyio.Event()
+
+        async def slow(p: Process) -> None:
+            call = await p.receive(Call)
+            await release.wait()
+            p.reply(call, "late")
+
+        pid = me.spawn(slow)
+        with pytest.raises(CallTimeout):
+            await me.call(pid, "req", timeout=0.01)
+        release.set()
+        assert await node.wait(pid) == Normal()
+        late = await me.receive(timeout=0)
+        assert isinstance(late, Reply) and late.value == "late"
+        assert not any(isinstance(m, Down) for m in me._mailbox.snapshot())
