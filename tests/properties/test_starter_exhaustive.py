@@ -1,0 +1,102 @@
+"""Every interleaving of a small configuration, over the real ``step`` (an explicit BFS).
+
+Two supervisors, two child keys and the owner, with a fault budget of one of each kind
+(a duplicate, a drop that ends a session, a crash, a retried request). Every
+state reached is checked for S1 and S2; every state where nothing can happen any more is
+checked for L1 and for calls left unanswered.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+
+import attrs
+
+from . import starter_model as m
+
+SLOTS = ((1, "a"), (1, "b"), (2, "a"))
+
+
+@attrs.frozen
+class Outcome:
+    """What the search found: the states explored, and the first violation with its trace."""
+
+    states: int
+    terminal: int
+    violation: str | None
+    trace: tuple[str, ...]
+
+
+def explore(
+    impl: m.Impl, slots: tuple[tuple[int, str], ...] = SLOTS, max_states: int = 2_000_000, **budget: int
+) -> Outcome:
+    """Breadth-first search of every interleaving; stop at the first violation."""
+    start = m.new_world(impl, holders=2, slots=slots, **budget)
+    parent: dict[Hashable, tuple[Hashable, str] | None] = {m.key(impl, start): None}
+    queue = deque([start])
+    terminal = 0
+
+    def trace(k: Hashable) -> tuple[str, ...]:
+        steps = []
+        while (link := parent[k]) is not None:
+            k, label = link
+            steps.append(label)
+        return tuple(reversed(steps))
+
+    while queue:
+        world = queue.popleft()
+        here = m.key(impl, world)
+        try:
+            m.check_safety(impl, world)
+            nexts = list(m.successors(impl, world))
+            if not nexts:
+                terminal += 1
+                m.check_quiescent(world)
+        except AssertionError as exc:
+            return Outcome(len(parent), terminal, str(exc), trace(here))
+        for label, nxt in nexts:
+            k = m.key(impl, nxt)
+            if k not in parent:
+                parent[k] = (here, label)
+                queue.append(nxt)
+        assert len(parent) <= max_states, "the state space is larger than expected"
+    return Outcome(len(parent), terminal, None, ())
+
+
+#: Two supervisors, two keys; one duplicate, one lost session, one crash, one child start.
+TWO_KEYS = ((1, "a"), (2, "b"))
+FAULTS = {"dups": 1, "drops": 1, "crashes": 1, "starts": 1}
+#: Two supervisors sharing one key.
+ONE_KEY = ((1, "a"), (2, "a"))
+
+
+def report(outcome: Outcome) -> str:
+    return f"{outcome.violation}\ntrace: {' ; '.join(outcome.trace)}"
+
+
+def test_every_interleaving_with_faults_is_safe_and_leaks_nothing() -> None:
+    """No interleaving of two holders, two keys, a duplicate, a drop and a crash breaks S1, S2 or L1."""
+    outcome = explore(m.RealProtocol(), slots=TWO_KEYS, max_states=200_000, **FAULTS)
+    assert outcome.violation is None, report(outcome)
+    assert outcome.states > 10_000 and outcome.terminal > 0
+
+
+def test_every_interleaving_of_holders_sharing_a_key_is_safe() -> None:
+    """Two holders of one key, with a duplicate, a retried request and a crash, keep S1, S2 and L1."""
+    outcome = explore(m.RealProtocol(), slots=ONE_KEY, max_states=200_000, dups=1, crashes=1, retries=1)
+    assert outcome.violation is None, report(outcome)
+
+
+def test_every_interleaving_with_a_re_add_is_safe() -> None:
+    """Deleting and re-adding a key (a new seq) with a lost session and a retry keeps S1, S2 and L1."""
+    outcome = explore(m.RealProtocol(), slots=ONE_KEY, max_states=200_000, drops=1, readds=1, retries=1)
+    assert outcome.violation is None, report(outcome)
+
+
+def test_a_naive_counter_fails_the_exhaustive_search() -> None:
+    """The same search finds a violating trace for a bare integer count."""
+    outcome = explore(m.NaiveCounter(), slots=TWO_KEYS, **FAULTS)
+    assert outcome.violation is not None
+    assert outcome.violation.startswith(("S1", "L1")), report(outcome)
+    assert outcome.trace

@@ -1,0 +1,134 @@
+"""A Hypothesis state machine over the pure protocol, with an explicit adversarial network.
+
+Supervisors join (a ``Bundle``), receive copies of the spec, add, start, delete, retry,
+re-add and crash; the owner releases or crashes; the network delivers any message in
+flight, duplicates one, or drops one (ending that party's session). S1 and S2 are checked
+after every step; the teardown drives the system to quiescence and checks L1.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from . import starter_model as m
+
+SLOT_ACTIONS = {
+    "add": m.add,
+    "retry acquire": m.retry_acquire,
+    "start": m.start,
+    "delete": m.delete,
+    "retry release": m.retry_release,
+    "re-add": m.readd,
+}
+
+#: What the network does next, deliveries weighted up.
+NETWORK = ("deliver", "deliver", "deliver", "deliver", "duplicate", "drop")
+
+
+class StarterMachine(RuleBasedStateMachine):
+    """The real protocol under an adversarial network."""
+
+    impl: m.Impl = m.RealProtocol()
+    holders = Bundle("holders")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = m.new_world(self.impl, dups=4, drops=2, crashes=2, retries=6, readds=6, starts=20)
+
+    def _apply(self, world: m.World | None) -> None:
+        if world is not None:
+            self.world = world
+
+    @initialize(target=holders)
+    def first_supervisors(self) -> MultipleResults[int]:
+        parties = []
+        for key in ("a", "b"):
+            self.world, party = m.add_party(self.world)
+            self.world = m.add_slot(self.world, party, key)
+            parties.append(party)
+        return multiple(*parties)
+
+    @rule(target=holders)
+    def new_supervisor(self) -> int:
+        self.world, party = m.add_party(self.world)
+        return party
+
+    @rule(holder=holders, key=st.sampled_from(["a", "b"]))
+    def receive_a_copy(self, holder: int, key: str) -> None:
+        self.world = m.add_slot(self.world, holder, key)
+
+    @precondition(lambda self: self.world.slots)
+    @rule(index=st.integers(min_value=0, max_value=7), data=st.data())
+    def supervisor_acts(self, index: int, data: st.DataObject) -> None:
+        slot = index % len(self.world.slots)
+        enabled = {name: w for name, act in SLOT_ACTIONS.items() if (w := act(self.world, slot)) is not None}
+        if enabled:
+            self.world = enabled[data.draw(st.sampled_from(sorted(enabled)), label="action")]
+
+    @rule()
+    def owner_releases(self) -> None:
+        self._apply(m.owner_release(self.world))
+
+    @rule(party=holders | st.just(m.OWNER))
+    def crash(self, party: int) -> None:
+        self._apply(m.crash(self.world, party))
+
+    @precondition(lambda self: self.world.net)
+    @rule(index=st.integers(min_value=0, max_value=7), what=st.sampled_from(NETWORK))
+    def network(self, index: int, what: str) -> None:
+        index %= len(self.world.net)
+        if what == "deliver":
+            self.world = m.deliver(self.impl, self.world, index)
+        elif what == "duplicate":
+            self._apply(m.duplicate(self.world, index))
+        else:
+            self._apply(m.drop(self.impl, self.world, index))
+
+    @invariant()
+    def safe(self) -> None:
+        m.check_safety(self.impl, self.world)
+
+    def teardown(self) -> None:
+        m.check_quiescent(m.settle(self.impl, self.world))
+
+
+class NaiveMachine(StarterMachine):
+    """The same machine over a bare integer count."""
+
+    impl = m.NaiveCounter()
+
+
+SETTINGS = settings(
+    max_examples=300,
+    stateful_step_count=50,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    report_multiple_bugs=False,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def test_the_protocol_survives_an_adversarial_network() -> None:
+    """Random runs with duplicates, drops, reordering, crashes, retries and re-adds keep S1, S2 and L1."""
+    run_state_machine_as_test(StarterMachine, settings=SETTINGS)
+
+
+def test_the_state_machine_finds_the_naive_counter_broken() -> None:
+    """The same machine, run over a bare integer count, finds a counterexample."""
+    naive = settings(SETTINGS, phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    with pytest.raises(AssertionError, match=r"S1|L1"):
+        run_state_machine_as_test(NaiveMachine, settings=naive)
