@@ -276,7 +276,12 @@ class NatsTransport:
         )
 
     def node_subject(self, name: str, incarnation: int) -> str:
-        """The subject a node incarnation reads its envelopes from."""
+        """The subject a node incarnation reads its envelopes from.
+
+        Args:
+            name: The node's name.
+            incarnation: The node's incarnation.
+        """
         return f"{self._prefix}.node.{name}.{incarnation}.s"
 
     def peers(self) -> dict[str, int | None]:

@@ -228,6 +228,12 @@ class Node:
     ) -> Pid:
         """Start ``fn(process, *args)`` as a top-level process; return its pid at once.
 
+        Args:
+            fn: The async process function.
+            *args: Its extra arguments.
+            trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
+            name: A name to register the process under.
+
         Raises:
             TypeError: ``fn`` is not callable.
             NodeNotRunning: The node is not inside its ``async with`` block.
@@ -347,6 +353,10 @@ class Node:
         Leaving the block normally exits the process ``Normal``; an exception leaving it
         exits it ``Crashed`` (and propagates). If an exit signal kills the process, its
         block is cancelled and ``ProcessExit(reason)`` is raised out of it.
+
+        Args:
+            trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
+            name: A name to register the process under.
 
         Raises:
             NodeNotRunning: The node is not inside its ``async with`` block.
@@ -578,7 +588,15 @@ class Node:
         self._send(None, to, message)
 
     def exit(self, pid: Pid, reason: ExitReason) -> None:
-        """Send ``pid`` an exit signal from the node itself (see ``Process.exit``)."""
+        """Send ``pid`` an exit signal from the node itself (see ``Process.exit``).
+
+        Args:
+            pid: The target.
+            reason: The exit reason (``Kill()`` cannot be trapped).
+
+        Raises:
+            TypeError: ``pid`` is not a Pid or ``reason`` not an ``ExitReason``.
+        """
         self._exit_from(self._self_pid, pid, reason)
 
     def register(self, name: str, pid: Pid) -> None:
@@ -719,7 +737,12 @@ class Node:
             _log.warning("node %s dropped an unknown signal %r", self._name, signal)
 
     def undeliverable(self, signal: Signal, reason: NoConnection) -> None:
-        """A signal this node sent could not reach its node (called by the transport)."""
+        """A signal this node sent could not reach its node (called by the transport).
+
+        Args:
+            signal: The signal.
+            reason: The ``NoConnection`` that links and monitors fire with.
+        """
         if type(signal) is LinkSignal:
             proc = self._lookup(signal.sender)
             if proc is not None and signal.to in proc._links:

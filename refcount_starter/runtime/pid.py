@@ -31,6 +31,15 @@ class Pid:
 
     Pids are frozen, hashable, ordered and encodable; they compare equal only when all three
     parts are equal.
+
+    Args:
+        node: The node's name.
+        incarnation: The node's incarnation (see ``Node.incarnation``).
+        serial: The process's serial number, never reused within an incarnation.
+
+    Raises:
+        TypeError: ``node`` is not a non-empty str, or ``incarnation``/``serial`` not an
+            int >= 0.
     """
 
     node: str = attrs.field(validator=_check_node)
@@ -45,7 +54,17 @@ class Pid:
 
 @attrs.frozen(order=True, repr=False)
 class Ref:
-    """A unique reference, made by a node: names one monitor or one call."""
+    """A unique reference, made by a node: names one monitor or one call.
+
+    Args:
+        node: The name of the node that made it.
+        incarnation: That node's incarnation.
+        serial: Its serial number within the incarnation.
+
+    Raises:
+        TypeError: ``node`` is not a non-empty str, or ``incarnation``/``serial`` not an
+            int >= 0.
+    """
 
     node: str = attrs.field(validator=_check_node)
     incarnation: int = attrs.field(validator=_check_non_negative_int)

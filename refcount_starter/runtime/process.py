@@ -220,7 +220,15 @@ class Process:
         return message.value
 
     def reply(self, call: Call, value: Any) -> None:
-        """Answer a ``Call`` received from ``call``."""
+        """Answer a ``Call`` received from ``call``.
+
+        Args:
+            call: The ``Call`` message.
+            value: The reply; ``call`` returns it to the caller.
+
+        Raises:
+            TypeError: ``call`` is not a ``Call``.
+        """
         if not isinstance(call, Call):
             raise TypeError(f"reply answers a Call message, got {call!r}")
         self.node._send(self.pid, call.sender, Reply(call.ref, value))
@@ -252,7 +260,15 @@ class Process:
         return self.node._monitor(self, target)
 
     def demonitor(self, ref: Ref, *, flush: bool = True) -> None:
-        """Stop a monitor; with ``flush`` also remove its ``Down`` if it already arrived."""
+        """Stop a monitor; with ``flush`` also remove its ``Down`` if it already arrived.
+
+        Args:
+            ref: The reference ``monitor`` returned.
+            flush: Remove a ``Down`` for ``ref`` already in the mailbox.
+
+        Raises:
+            TypeError: ``ref`` is not a ``Ref``.
+        """
         self.node._demonitor(self, ref, flush)
 
     def exit(self, pid: Pid, reason: ExitReason) -> None:
@@ -274,6 +290,12 @@ class Process:
     ) -> Pid:
         """Start ``fn(process, *args)`` as a new process on this node; return its pid at once.
 
+        Args:
+            fn: The async process function.
+            *args: Its extra arguments.
+            trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
+            name: A name to register the new process under.
+
         Raises:
             TypeError: ``fn`` is not callable.
         """
@@ -282,13 +304,36 @@ class Process:
     def spawn_link(
         self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
     ) -> Pid:
-        """Like ``spawn``, linked to this process before the new one runs."""
+        """Like ``spawn``, linked to this process before the new one runs.
+
+        Args:
+            fn: The async process function.
+            *args: Its extra arguments.
+            trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
+            name: A name to register the new process under.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+        """
         return self.node._spawn(fn, args, self, link=True, trap_exits=trap_exits, name=name).pid
 
     def spawn_monitor(
         self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
     ) -> tuple[Pid, Ref]:
-        """Like ``spawn``, monitored by this process before the new one runs."""
+        """Like ``spawn``, monitored by this process before the new one runs.
+
+        Args:
+            fn: The async process function.
+            *args: Its extra arguments.
+            trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
+            name: A name to register the new process under.
+
+        Returns:
+            The new pid and the monitor's reference.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+        """
         child = self.node._spawn(fn, args, self, monitor=True, trap_exits=trap_exits, name=name)
         return child.pid, next(reversed(child._watchers))
 
@@ -301,6 +346,13 @@ class Process:
         node: ``owner`` reserved ``ref`` with ``reserve_monitor`` and binds it to the returned
         pid with ``bind_monitor``; a ``Down`` that arrives before the bind is still accepted.
         If ``owner`` is a dead local process, the new process exits at once with ``NoProc``.
+
+        Args:
+            owner: The process to link the new one to and to monitor it (a supervisor).
+            ref: The monitor reference ``owner`` reserved.
+            fn: The async process function.
+            *args: Its extra arguments.
+            trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
 
         Raises:
             TypeError: ``fn`` is not callable, or ``owner``/``ref`` of the wrong type.
@@ -317,7 +369,12 @@ class Process:
         return ref
 
     def bind_monitor(self, ref: Ref, pid: Pid) -> None:
-        """Tie a reserved reference to the pid it watches (if its ``Down`` has not come yet)."""
+        """Tie a reserved reference to the pid it watches (if its ``Down`` has not come yet).
+
+        Args:
+            ref: The reference ``reserve_monitor`` returned.
+            pid: The process it watches.
+        """
         if self._monitors.get(ref) is UNBOUND:
             self._monitors[ref] = pid
 

@@ -46,7 +46,12 @@ class Call:
 
 @attrs.frozen
 class Reply:
-    """The answer to a ``Call``."""
+    """The answer to a ``Call``.
+
+    Args:
+        ref: The ``Call``'s reference.
+        value: The value the callee passed to ``reply``.
+    """
 
     ref: Ref
     value: Any

@@ -58,6 +58,9 @@ class Supervisor:
     Args:
         pid: The supervisor's pid.
         caller: The process the calls are made from (only that process may use the handle).
+
+    Raises:
+        TypeError: ``pid`` is not a Pid or ``caller`` not a Process.
     """
 
     pid: Pid = attrs.field(validator=_check_pid)
@@ -265,5 +268,20 @@ async def start_link(
     shutdown: ShutdownMode | None = None,
     name: str | None = None,
 ) -> Supervisor:
-    """``start(..., link=True)``: the supervisor is linked to ``caller``."""
+    """``start(..., link=True)``: the supervisor is linked to ``caller``.
+
+    Args:
+        caller: The process that starts it; the supervisor is linked to it.
+        strategy: As for ``start``.
+        children: As for ``start``.
+        shutdown: As for ``start``.
+        name: As for ``start``.
+
+    Returns:
+        The handle, bound to ``caller``.
+
+    Raises:
+        DuplicateChild, StartFailureDied, StarterGone, BadClosure, TypeError,
+            SupervisorExited: As for ``start``.
+    """
     return await start(caller, strategy, children, shutdown=shutdown, link=True, name=name)

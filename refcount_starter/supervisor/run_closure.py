@@ -31,6 +31,9 @@ class RunClosure(ChildStart):
         name: The function's name in the remote table (see ``remotable``).
         args: Its extra arguments; they must be encodable to travel between nodes.
         table: The table to look the name up in; ``REMOTE_TABLE`` by default (not encoded).
+
+    Raises:
+        TypeError: ``name`` is not a non-empty str.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -51,6 +54,10 @@ class RunClosure(ChildStart):
     async def acquire(self, sup: Process, key: ChildKey) -> Any:
         """Check that the name resolves.
 
+        Args:
+            sup: The supervisor process that adds the spec.
+            key: The child's key.
+
         Raises:
             BadClosure: The name is not in the remote table.
         """
@@ -59,6 +66,11 @@ class RunClosure(ChildStart):
 
     async def start(self, sup: Process, key: ChildKey, lease: Any) -> tuple[Pid, Ref]:
         """Start the function linked to and monitored by ``sup``.
+
+        Args:
+            sup: The supervisor process.
+            key: The child's key.
+            lease: What ``acquire`` returned (unused).
 
         Raises:
             BadClosure: The name is no longer in the remote table.

@@ -199,7 +199,24 @@ class ChildSpec:
         restart_delay: float | None = None,
         registered_name: str | None = None,
     ) -> ChildSpec:
-        """A worker that runs ``fn(process, *args)`` on the supervisor's node."""
+        """A worker that runs ``fn(process, *args)`` on the supervisor's node.
+
+        Args:
+            key: The child's key, unique within its supervisor.
+            fn: The async process function.
+            *args: Its extra arguments.
+            restart: The restart policy.
+            shutdown: How to stop it (``StopTimeout(5.0)`` by default).
+            restart_delay: As for ``ChildSpec``.
+            registered_name: As for ``ChildSpec``.
+
+        Returns:
+            The spec, with a ``LocalStart(fn, args)`` start.
+
+        Raises:
+            TypeError: An argument has the wrong type (``fn`` not callable, ...).
+            ValueError: ``key`` is empty, or ``restart_delay`` negative.
+        """
         return cls(
             key,
             LocalStart(fn, args),

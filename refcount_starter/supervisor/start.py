@@ -36,6 +36,10 @@ class ChildStart(abc.ABC):
     async def acquire(self, sup: Process, key: ChildKey) -> Any:
         """Take whatever the start needs for the spec's life; return a lease token or ``None``.
 
+        Args:
+            sup: The supervisor process that adds the spec.
+            key: The child's key.
+
         Raises:
             StartFailureDied: The start can no longer be used (``StarterGone`` for a stale
                 starter).
@@ -46,12 +50,23 @@ class ChildStart(abc.ABC):
     async def start(self, sup: Process, key: ChildKey, lease: Any) -> tuple[Pid, Ref]:
         """Start the child linked to ``sup`` and monitored by it; return (pid, monitor ref).
 
+        Args:
+            sup: The supervisor process.
+            key: The child's key.
+            lease: What ``acquire`` returned for this spec.
+
         Raises:
             StartFailureDied: The child could not be started.
         """
 
     def release(self, sup: Process, key: ChildKey, lease: Any) -> None:  # noqa: B027
-        """Give back what ``acquire`` took; never blocks."""
+        """Give back what ``acquire`` took; never blocks.
+
+        Args:
+            sup: The supervisor process that deletes the spec.
+            key: The child's key.
+            lease: What ``acquire`` returned for this spec.
+        """
 
     @property
     def serializable(self) -> bool:
@@ -66,6 +81,9 @@ class LocalStart(ChildStart):
     Args:
         fn: The async process function.
         args: Its extra arguments.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
     """
 
     fn: ProcessFunction = attrs.field()

@@ -85,14 +85,22 @@ class RestartLimit:
 
 @attrs.frozen
 class RestartEach:
-    """Branch mode: stop then start each child of the branch in turn, in ``order``."""
+    """Branch mode: stop then start each child of the branch in turn, in ``order``.
+
+    Raises:
+        TypeError: ``order`` is not ``LEFT_TO_RIGHT`` or ``RIGHT_TO_LEFT``.
+    """
 
     order: RestartOrder = attrs.field(default=LEFT_TO_RIGHT, validator=_check_order)
 
 
 @attrs.frozen
 class RestartInOrder:
-    """Branch mode: stop every child of the branch in ``order``, then start them in ``order``."""
+    """Branch mode: stop every child of the branch in ``order``, then start them in ``order``.
+
+    Raises:
+        TypeError: ``order`` is not ``LEFT_TO_RIGHT`` or ``RIGHT_TO_LEFT``.
+    """
 
     order: RestartOrder = attrs.field(default=LEFT_TO_RIGHT, validator=_check_order)
 
@@ -102,6 +110,9 @@ class RestartRevOrder:
     """Branch mode: stop every child of the branch in ``order``, then start them in reverse.
 
     The default (stop right to left, start left to right) is OTP's one_for_all.
+
+    Raises:
+        TypeError: ``order`` is not ``LEFT_TO_RIGHT`` or ``RIGHT_TO_LEFT``.
     """
 
     order: RestartOrder = attrs.field(default=RIGHT_TO_LEFT, validator=_check_order)
@@ -124,14 +135,30 @@ def _check_mode(instance: object, attribute: attrs.Attribute[RestartMode], value
 
 @attrs.frozen
 class RestartOne:
-    """Restart only the child that exited (OTP's one_for_one)."""
+    """Restart only the child that exited (OTP's one_for_one).
+
+    Args:
+        intensity: The restart limit (``RestartLimit()``: 1 restart within 5 s).
+
+    Raises:
+        TypeError: ``intensity`` is not a ``RestartLimit``.
+    """
 
     intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
 
 
 @attrs.frozen
 class RestartAll:
-    """Restart every child when one must be restarted (OTP's one_for_all)."""
+    """Restart every child when one must be restarted (OTP's one_for_all).
+
+    Args:
+        intensity: The restart limit (``RestartLimit()``: 1 restart within 5 s).
+        mode: How the branch is stopped and started again (``RestartRevOrder()``: stop right
+            to left, start left to right).
+
+    Raises:
+        TypeError: ``intensity`` is not a ``RestartLimit``, or ``mode`` not a branch mode.
+    """
 
     intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
     mode: RestartMode = attrs.field(factory=RestartRevOrder, validator=_check_mode)
@@ -139,7 +166,16 @@ class RestartAll:
 
 @attrs.frozen
 class RestartLeft:
-    """Restart the child and every child to its left (added before it)."""
+    """Restart the child and every child to its left (added before it).
+
+    Args:
+        intensity: The restart limit (``RestartLimit()``: 1 restart within 5 s).
+        mode: How the branch is stopped and started again (``RestartRevOrder()``: stop right
+            to left, start left to right).
+
+    Raises:
+        TypeError: ``intensity`` is not a ``RestartLimit``, or ``mode`` not a branch mode.
+    """
 
     intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
     mode: RestartMode = attrs.field(factory=RestartRevOrder, validator=_check_mode)
@@ -147,7 +183,16 @@ class RestartLeft:
 
 @attrs.frozen
 class RestartRight:
-    """Restart the child and every child to its right (OTP's rest_for_one)."""
+    """Restart the child and every child to its right (OTP's rest_for_one).
+
+    Args:
+        intensity: The restart limit (``RestartLimit()``: 1 restart within 5 s).
+        mode: How the branch is stopped and started again (``RestartRevOrder()``: stop right
+            to left, start left to right).
+
+    Raises:
+        TypeError: ``intensity`` is not a ``RestartLimit``, or ``mode`` not a branch mode.
+    """
 
     intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
     mode: RestartMode = attrs.field(factory=RestartRevOrder, validator=_check_mode)
@@ -158,7 +203,11 @@ RestartStrategy = RestartOne | RestartAll | RestartLeft | RestartRight
 
 @attrs.frozen
 class SequentialShutdown:
-    """Stop the children one at a time in ``order`` (default: reverse start order, as OTP)."""
+    """Stop the children one at a time in ``order`` (default: reverse start order, as OTP).
+
+    Raises:
+        TypeError: ``order`` is not ``LEFT_TO_RIGHT`` or ``RIGHT_TO_LEFT``.
+    """
 
     order: RestartOrder = attrs.field(default=RIGHT_TO_LEFT, validator=_check_order)
 
