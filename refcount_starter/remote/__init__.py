@@ -1,7 +1,8 @@
 """Nodes on several machines: codec, remote table (closures), sessions, transport.
 
 The codec needs ``msgspec`` and the NATS transport ``nats-py`` (the ``nats`` extra); they are
-imported on first use of their names, so that the remote table works without them.
+imported on first use of their names, so that the remote table (``closures``) and the type
+registry (``registry.register_type``) work without them.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .codec import DecodeError, decode, encode, register_type, registers
+    from .codec import DecodeError, decode, encode
     from .errors import NatsAuthenticationError, NatsConnectError, TransportError, TransportNeedsAsyncio
     from .natstransport import NatsTransport, TransportStatistics
     from .node_main import run_node
+    from .registry import register_type, registers
+    from .service import RemoteSpawnFailed, spawn_remote, start_spawner
 
 __all__ = [
     "DecodeError",
     "NatsAuthenticationError",
     "NatsConnectError",
     "NatsTransport",
+    "RemoteSpawnFailed",
     "TransportError",
     "TransportNeedsAsyncio",
     "TransportStatistics",
@@ -28,14 +32,19 @@ __all__ = [
     "register_type",
     "registers",
     "run_node",
+    "spawn_remote",
+    "start_spawner",
 ]
 
 _WHERE = {
     "DecodeError": "codec",
     "decode": "codec",
     "encode": "codec",
-    "register_type": "codec",
-    "registers": "codec",
+    "register_type": "registry",
+    "registers": "registry",
+    "spawn_remote": "service",
+    "start_spawner": "service",
+    "RemoteSpawnFailed": "service",
     "NatsAuthenticationError": "errors",
     "NatsConnectError": "errors",
     "TransportError": "errors",

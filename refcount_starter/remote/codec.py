@@ -3,7 +3,7 @@
 No pickle crosses the wire: a value is encoded only if it is made of primitives (``None``,
 ``bool``, ``int``, ``float``, ``str``, ``bytes``), containers (``list``, ``tuple``, ``dict``,
 ``set``, ``frozenset``) and instances of classes registered by a stable name with
-``register_type``. Decoding builds nothing else, so a payload cannot make this node import or
+``register_type`` (``registry.py``). Decoding builds nothing else, so a payload cannot make this node import or
 call anything. See ADR-0008.
 
 Wire format: plain msgpack for primitives, lists and dicts; msgpack extension types for the
@@ -30,17 +30,21 @@ Example::
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import attrs
 import msgspec
 
-from ..runtime import pid as _pid
-from ..runtime import reasons as _reasons
-from ..runtime import signals as _signals
+from .registry import (
+    Entry,
+    by_name,
+    by_type,
+    is_registered,
+    register_type,
+    registered_name,
+    registered_types,
+    registers,
+)
 
 __all__ = [
     "DecodeError",
@@ -77,101 +81,6 @@ class DecodeError(ValueError):
     """
 
 
-@attrs.frozen
-class _Entry:
-    cls: type
-    name: str
-    # For attrs classes: (field name, init keyword) in field order; None for an Enum.
-    fields: tuple[tuple[str, str], ...] | None
-
-
-# Invariant: _by_type and _by_name hold the same entries, each under its own key.
-_by_type: dict[type, _Entry] = {}
-_by_name: dict[str, _Entry] = {}
-
-
-def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) -> None:
-    """Make instances of ``cls`` encodable, under the stable wire name ``name``.
-
-    ``cls`` must be an attrs class whose fields go through ``__init__`` (or an
-    ``enum.Enum``). Every node that exchanges such values must register the same class under
-    the same name. Registering the same class under the same name again changes nothing.
-
-    Args:
-        cls: The class.
-        name: Its stable wire name, e.g. ``"refcount_starter.supervisor.ChildSpec"``.
-        fields: The names of the fields that travel, for an attrs class with fields that
-            must not (a local registry, a cache); the others take their defaults on the
-            receiving node. All ``__init__`` fields by default.
-
-    Raises:
-        TypeError: ``cls`` is not an attrs class or an Enum, or a travelling field is not an
-            ``__init__`` argument, or a field left out has no default, or ``name`` is not a
-            non-empty str.
-        ValueError: ``name`` is taken by another class, or ``cls`` is registered under
-            another name.
-    """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"a wire name must be a non-empty str, got {name!r}")
-    if not isinstance(cls, type):
-        raise TypeError(f"register_type takes a class, got {cls!r}")
-    travelling: tuple[tuple[str, str], ...] | None
-    if issubclass(cls, enum.Enum):
-        travelling = None
-    elif attrs.has(cls):
-        specs = attrs.fields(cls)
-        chosen = [spec.name for spec in specs] if fields is None else list(fields)
-        by_name = {spec.name: spec for spec in specs}
-        for field in chosen:
-            if field not in by_name:
-                raise TypeError(f"cannot register {cls.__qualname__}: it has no field {field!r}")
-            if not by_name[field].init:
-                raise TypeError(
-                    f"cannot register {cls.__qualname__}: its field {field!r} is not an "
-                    "__init__ argument, so a decoded copy could not be built"
-                )
-        for spec in specs:
-            if spec.name not in chosen and spec.init and spec.default is attrs.NOTHING:
-                raise TypeError(
-                    f"cannot register {cls.__qualname__}: the field {spec.name!r} does not travel "
-                    "and has no default"
-                )
-        travelling = tuple((field, by_name[field].alias or field) for field in chosen)
-    else:
-        raise TypeError(
-            f"cannot register {cls.__module__}.{cls.__qualname__}: only attrs classes and "
-            "enum.Enum subclasses can cross nodes"
-        )
-    known = _by_name.get(name)
-    if known is not None and known.cls is not cls:
-        raise ValueError(
-            f"the wire name {name!r} is already registered for "
-            f"{known.cls.__module__}.{known.cls.__qualname__}"
-        )
-    mine = _by_type.get(cls)
-    if mine is not None and mine.name != name:
-        raise ValueError(f"{cls.__qualname__} is already registered under the wire name {mine.name!r}")
-    entry = _Entry(cls, name, travelling)
-    _by_type[cls] = entry
-    _by_name[name] = entry
-
-
-def is_registered(cls: type) -> bool:
-    """Whether instances of ``cls`` can be encoded."""
-    return cls in _by_type
-
-
-def registered_name(cls: type) -> str | None:
-    """The wire name ``cls`` is registered under, or ``None``."""
-    entry = _by_type.get(cls)
-    return None if entry is None else entry.name
-
-
-def registered_types() -> dict[str, type]:
-    """Every registered class, by wire name."""
-    return {name: entry.cls for name, entry in _by_name.items()}
-
-
 # -- encoding -------------------------------------------------------------------------------
 
 _encoder = msgspec.msgpack.Encoder()
@@ -206,7 +115,7 @@ def _wire(value: Any) -> Any:
         return _ext(EXT_FROZENSET, [_wire(item) for item in value])
     if kind is set:
         return _ext(EXT_SET, [_wire(item) for item in value])
-    entry = _by_type.get(kind)
+    entry = by_type.get(kind)
     if entry is None:
         raise TypeError(
             f"cannot encode a value of type {kind.__module__}.{kind.__qualname__} for another "
@@ -241,7 +150,7 @@ def to_wire(value: Any) -> Any:
 # -- decoding -------------------------------------------------------------------------------
 
 
-def _build(entry: _Entry, values: list[Any]) -> Any:
+def _build(entry: Entry, values: list[Any]) -> Any:
     if entry.fields is None:
         if len(values) != 1 or not isinstance(values[0], str):
             raise DecodeError(f"{entry.name}: expected one member name, got {values!r:.200}")
@@ -273,7 +182,7 @@ def _ext_hook(code: int, data: memoryview) -> Any:
         items = _items(data)
         if not items or not isinstance(items[0], str):
             raise DecodeError("an object must start with its registered name")
-        entry = _by_name.get(items[0])
+        entry = by_name.get(items[0])
         if entry is None:
             raise DecodeError(
                 f"unknown type name {items[0]!r}: this node has not registered it "
@@ -316,53 +225,3 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
         if isinstance(cause, DecodeError):
             raise DecodeError(str(cause)) from exc
         raise DecodeError(f"undecodable input ({len(data)} bytes): {exc}") from exc
-
-
-# -- the project's own types ----------------------------------------------------------------
-
-
-def _register_all(prefix: str, classes: Iterable[type]) -> None:
-    for cls in classes:
-        register_type(cls, f"{prefix}.{cls.__name__}")
-
-
-_register_all("rs.pid", (_pid.Pid, _pid.Ref))
-_register_all(
-    "rs.reason",
-    (
-        _reasons.Normal,
-        _reasons.Shutdown,
-        _reasons.Killed,
-        _reasons.Kill,
-        _reasons.Crashed,
-        _reasons.NoProc,
-        _reasons.NoConnection,
-        _reasons.ExitSignal,
-        _reasons.Down,
-    ),
-)
-_register_all(
-    "rs.signal",
-    (
-        _signals.Call,
-        _signals.Reply,
-        _signals.MessageSignal,
-        _signals.NamedMessageSignal,
-        _signals.LinkSignal,
-        _signals.UnlinkSignal,
-        _signals.ExitSignalSent,
-        _signals.MonitorSignal,
-        _signals.DemonitorSignal,
-        _signals.DownSignal,
-    ),
-)
-
-
-def registers(name: str) -> Callable[[type], type]:
-    """Class decorator form of ``register_type``: ``@registers("app.Order")``."""
-
-    def register(cls: type) -> type:
-        register_type(cls, name)
-        return cls
-
-    return register

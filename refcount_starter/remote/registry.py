@@ -1,0 +1,164 @@
+"""The registry of the types that may cross nodes, by stable wire name.
+
+It needs neither msgspec nor nats-py, so that any module (the supervisor's ``ChildSpec``, the
+starter's messages) can register its types without the ``nats`` extra installed. The codec
+(``codec.py``) encodes exactly the registered classes. See ADR-0008.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from ..runtime import pid as _pid
+from ..runtime import reasons as _reasons
+from ..runtime import signals as _signals
+
+__all__ = ["is_registered", "register_type", "registered_name", "registered_types", "registers"]
+
+
+@attrs.frozen
+class Entry:
+    cls: type
+    name: str
+    # For attrs classes: (field name, init keyword) in field order; None for an Enum.
+    fields: tuple[tuple[str, str], ...] | None
+
+
+# Invariant: by_type and by_name hold the same entries, each under its own key.
+by_type: dict[type, Entry] = {}
+by_name: dict[str, Entry] = {}
+
+
+def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) -> None:
+    """Make instances of ``cls`` encodable, under the stable wire name ``name``.
+
+    ``cls`` must be an attrs class whose fields go through ``__init__`` (or an
+    ``enum.Enum``). Every node that exchanges such values must register the same class under
+    the same name. Registering the same class under the same name again changes nothing.
+
+    Args:
+        cls: The class.
+        name: Its stable wire name, e.g. ``"refcount_starter.supervisor.ChildSpec"``.
+        fields: The names of the fields that travel, for an attrs class with fields that
+            must not (a local registry, a cache); the others take their defaults on the
+            receiving node. All ``__init__`` fields by default.
+
+    Raises:
+        TypeError: ``cls`` is not an attrs class or an Enum, or a travelling field is not an
+            ``__init__`` argument, or a field left out has no default, or ``name`` is not a
+            non-empty str.
+        ValueError: ``name`` is taken by another class, or ``cls`` is registered under
+            another name.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a wire name must be a non-empty str, got {name!r}")
+    if not isinstance(cls, type):
+        raise TypeError(f"register_type takes a class, got {cls!r}")
+    travelling: tuple[tuple[str, str], ...] | None
+    if issubclass(cls, enum.Enum):
+        travelling = None
+    elif attrs.has(cls):
+        specs = attrs.fields(cls)
+        chosen = [spec.name for spec in specs] if fields is None else list(fields)
+        field_specs = {spec.name: spec for spec in specs}
+        for field in chosen:
+            if field not in field_specs:
+                raise TypeError(f"cannot register {cls.__qualname__}: it has no field {field!r}")
+            if not field_specs[field].init:
+                raise TypeError(
+                    f"cannot register {cls.__qualname__}: its field {field!r} is not an "
+                    "__init__ argument, so a decoded copy could not be built"
+                )
+        for spec in specs:
+            if spec.name not in chosen and spec.init and spec.default is attrs.NOTHING:
+                raise TypeError(
+                    f"cannot register {cls.__qualname__}: the field {spec.name!r} does not travel "
+                    "and has no default"
+                )
+        travelling = tuple((field, field_specs[field].alias or field) for field in chosen)
+    else:
+        raise TypeError(
+            f"cannot register {cls.__module__}.{cls.__qualname__}: only attrs classes and "
+            "enum.Enum subclasses can cross nodes"
+        )
+    known = by_name.get(name)
+    if known is not None and known.cls is not cls:
+        raise ValueError(
+            f"the wire name {name!r} is already registered for "
+            f"{known.cls.__module__}.{known.cls.__qualname__}"
+        )
+    mine = by_type.get(cls)
+    if mine is not None and mine.name != name:
+        raise ValueError(f"{cls.__qualname__} is already registered under the wire name {mine.name!r}")
+    entry = Entry(cls, name, travelling)
+    by_type[cls] = entry
+    by_name[name] = entry
+
+
+def is_registered(cls: type) -> bool:
+    """Whether instances of ``cls`` can be encoded."""
+    return cls in by_type
+
+
+def registered_name(cls: type) -> str | None:
+    """The wire name ``cls`` is registered under, or ``None``."""
+    entry = by_type.get(cls)
+    return None if entry is None else entry.name
+
+
+def registered_types() -> dict[str, type]:
+    """Every registered class, by wire name."""
+    return {name: entry.cls for name, entry in by_name.items()}
+
+
+# -- the project's own types ----------------------------------------------------------------
+
+
+def _register_all(prefix: str, classes: Iterable[type]) -> None:
+    for cls in classes:
+        register_type(cls, f"{prefix}.{cls.__name__}")
+
+
+_register_all("rs.pid", (_pid.Pid, _pid.Ref))
+_register_all(
+    "rs.reason",
+    (
+        _reasons.Normal,
+        _reasons.Shutdown,
+        _reasons.Killed,
+        _reasons.Kill,
+        _reasons.Crashed,
+        _reasons.NoProc,
+        _reasons.NoConnection,
+        _reasons.ExitSignal,
+        _reasons.Down,
+    ),
+)
+_register_all(
+    "rs.signal",
+    (
+        _signals.Call,
+        _signals.Reply,
+        _signals.MessageSignal,
+        _signals.NamedMessageSignal,
+        _signals.LinkSignal,
+        _signals.UnlinkSignal,
+        _signals.ExitSignalSent,
+        _signals.MonitorSignal,
+        _signals.DemonitorSignal,
+        _signals.DownSignal,
+    ),
+)
+
+
+def registers(name: str) -> Callable[[type], type]:
+    """Class decorator form of ``register_type``: ``@registers("app.Order")``."""
+
+    def register(cls: type) -> type:
+        register_type(cls, name)
+        return cls
+
+    return register
