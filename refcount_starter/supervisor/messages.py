@@ -116,9 +116,12 @@ class RetryRestart:
     """Sent by the supervisor to itself: retry the pending restart of ``key``.
 
     ``token`` identifies the pending restart; a retry whose token no longer matches (the
-    child was started, terminated or deleted meanwhile) is ignored.
+    child was started, terminated or deleted meanwhile) is ignored. ``anchor`` is, for a
+    branch restart whose start of ``key`` failed, the child whose exit began it: the retry
+    restarts that child's branch again, which holds every child left stopped midway.
     """
 
     key: str
     token: int
     reason: ExitReason
+    anchor: str | None = None

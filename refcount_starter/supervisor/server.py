@@ -603,10 +603,15 @@ class _Server:
         child = self.children.get(message.key)
         if child is None or child.retry != message.token:
             return  # started, terminated or deleted meanwhile
-        await self._restart(child, message.reason)
+        anchor = None if message.anchor is None else self.children.get(message.anchor)
+        await self._restart(child, message.reason, anchor)
 
-    async def _restart(self, child: _Child, reason: ExitReason) -> None:
-        """A restart is due for ``child``: count it, then restart it (or its branch)."""
+    async def _restart(self, child: _Child, reason: ExitReason, anchor: _Child | None = None) -> None:
+        """A restart is due for ``child``: count it, then restart it (or its branch).
+
+        ``anchor`` is the child whose branch a retried branch restart restarts (the one whose
+        exit began it); by default, ``child``'s own branch.
+        """
         key = child.spec.key
         _, exceeded = add_restart(self.window, anyio.current_time(), self.limit)
         if exceeded:
@@ -630,22 +635,24 @@ class _Server:
             self._emit(ev.SupervisedChildRestarting(self.p.pid, key, child.last_pid, reason))
             await self._start_or_retry(child, reason)
         else:
-            await self._restart_branch(child, reason)
+            await self._restart_branch(child if anchor is None else anchor, reason)
 
-    async def _start_or_retry(self, child: _Child, reason: ExitReason) -> bool:
+    async def _start_or_retry(self, child: _Child, reason: ExitReason, anchor: _Child | None = None) -> bool:
         try:
             await self._start(child)
         except (StartFailureDied, BadClosure):
             # OTP's try_again_restart: a message to itself, so calls interleave; it counts again.
-            self._schedule_retry(child, reason, child.spec.restart_delay or 0.0)
+            self._schedule_retry(child, reason, child.spec.restart_delay or 0.0, anchor)
             return False
         return True
 
-    def _schedule_retry(self, child: _Child, reason: ExitReason, delay: float) -> None:
+    def _schedule_retry(
+        self, child: _Child, reason: ExitReason, delay: float, anchor: _Child | None = None
+    ) -> None:
         self._set_state(child, ChildRestarting(child.last_pid))
         token = next(self.tokens)
         child.retry = token
-        message = RetryRestart(child.spec.key, token, reason)
+        message = RetryRestart(child.spec.key, token, reason, None if anchor is None else anchor.spec.key)
         if delay > 0:
             heapq.heappush(self.timers, (anyio.current_time() + delay, token, message))
         else:
@@ -669,10 +676,12 @@ class _Server:
         if mode.order is not LEFT_TO_RIGHT:
             branch.reverse()
         restarted: list[str] = []
+        # A start that fails schedules a retry of this whole branch (anchored at ``failed``):
+        # the children after it in the start order are stopped and must not be forgotten.
         if type(mode) is RestartEach:
             for child in branch:
                 if await self._branch_stop(child, reason):
-                    if not await self._start_or_retry(child, reason):
+                    if not await self._start_or_retry(child, reason, failed):
                         return
                     restarted.append(child.spec.key)
         else:
@@ -680,7 +689,7 @@ class _Server:
             if type(mode) is not RestartInOrder:
                 to_start.reverse()
             for child in to_start:
-                if not await self._start_or_retry(child, reason):
+                if not await self._start_or_retry(child, reason, failed):
                     return
                 restarted.append(child.spec.key)
         self._emit(ev.SupervisorBranchRestarted(self.p.pid, failed.spec.key, reason, tuple(restarted)))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from refcount_starter import supervisor
-from refcount_starter.runtime import Down, Kill, Node, Normal, Process, Shutdown
+from refcount_starter.runtime import Down, Kill, Node, Normal, Pid, Process, Ref, Shutdown
 from refcount_starter.supervisor import (
     INTRINSIC,
     LEFT_TO_RIGHT,
@@ -18,7 +18,9 @@ from refcount_starter.supervisor import (
     TRANSIENT,
     ChildRestarting,
     ChildSpec,
+    ChildStart,
     ChildStopped,
+    LocalStart,
     ReachedMaxRestartIntensity,
     RestartAll,
     RestartEach,
@@ -367,4 +369,49 @@ async def test_shutdown_reason_from_child_exit_is_normal_for_branch() -> None:
         assert died.reason == Shutdown("asked")
         assert await pid_of(sup, "b") == b
         assert (await sup.statistics()).total_restarts == 0
+        await sup.shutdown_and_wait()
+
+
+class FailsOnce(ChildStart):
+    """A local start whose ``fail_at``-th start raises (once); the others start ``worker``."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.inner = LocalStart(worker)
+        self.fail_at = fail_at
+        self.starts = 0
+
+    async def start(self, sup: Process, key: str, lease: Any) -> tuple[Pid, Ref]:
+        self.starts += 1
+        if self.starts == self.fail_at:
+            raise RuntimeError(f"start {self.starts} refused")
+        return await self.inner.start(sup, key, lease)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "failing"),
+    [
+        (RestartLeft(MANY, RestartInOrder(LEFT_TO_RIGHT)), "c"),
+        (RestartLeft(MANY, RestartEach(LEFT_TO_RIGHT)), "c"),
+        (RestartRight(MANY, RestartInOrder(RIGHT_TO_LEFT)), "a"),
+        (RestartRight(MANY, RestartRevOrder(LEFT_TO_RIGHT)), "a"),
+    ],
+)
+async def test_failed_start_in_a_branch_retries_the_whole_branch(strategy: Any, failing: str) -> None:
+    """Guards against a retried branch restart that leaves part of the branch stopped.
+
+    When a start fails midway through a branch restart, the retry must restart the original
+    branch (anchored at the child that exited), not only the branch of the child whose start
+    failed: under RestartLeft or RestartRight that smaller branch can miss children that were
+    stopped and not yet started again.
+    """
+    async with Node() as node, node.process() as me:
+        specs = [ChildSpec("a", worker), ChildSpec("b", FailsOnce(2)), ChildSpec("c", worker)]
+        sup = await supervisor.start(me, strategy, specs)
+        await sup.subscribe()
+        before = await pids(sup)
+        me.send(before[failing], "crash")
+        await next_event(me, SupervisedChildStartFailure, key="b")
+        await next_event(me, SupervisorBranchRestarted)
+        after = await pids(sup)
+        assert all(after[key] is not None and after[key] != before[key] for key in "abc"), after
         await sup.shutdown_and_wait()
