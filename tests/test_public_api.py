@@ -103,7 +103,8 @@ def _public_methods(cls: type) -> Iterator[tuple[str, Callable[..., Any]]]:
 
 def _constructor_parameters(cls: type) -> list[str]:
     if attrs.has(cls):
-        return [field.alias or field.name for field in attrs.fields(cls) if field.init]
+        names = [field.alias or field.name for field in attrs.fields(cls) if field.init]
+        return [name for name in names if not name.startswith("_")]
     init = vars(cls).get("__init__")
     if isinstance(init, types.FunctionType):
         return _parameters(init)
