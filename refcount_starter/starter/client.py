@@ -1,0 +1,235 @@
+"""The owner's handle on a starter (``spawn_child_starter``), and ``StarterProcess``: the
+``ChildStart`` that supervisors use to start children through it."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from ..runtime import CallFailed, ExitReason, Pid, Process, ProcessFunction, Ref, Shutdown
+from ..supervisor.errors import StarterGone
+from ..supervisor.run_closure import RunClosure
+from ..supervisor.start import ChildKey, ChildStart
+from .errors import StarterRefused
+from .protocol import ReplyAcquired, ReplyRefused, StarterStatistics
+from .service import AcquireRef, GetStatistics, ReleaseOwnerRef, StartChild, Started, starter_process
+
+__all__ = ["Starter", "StarterLease", "StarterProcess", "spawn_child_starter"]
+
+# The seq of each acquire. One counter per OS process: a supervisor lives in one, so its
+# seqs grow for each key, which is all the protocol needs (a re-added key gets a larger seq).
+_seqs = itertools.count(1)
+
+
+def _check_pid(instance: object, attribute: attrs.Attribute[Pid], value: object) -> None:
+    if type(value) is not Pid:
+        raise TypeError(f"{attribute.name} must be the starter's Pid, got {value!r}")
+
+
+@attrs.frozen
+class StarterLease:
+    """What ``StarterProcess.acquire`` returns and the supervisor keeps with the spec.
+
+    Args:
+        starter: The starter's pid.
+        key: The child's key.
+        seq: The reference's sequence number; the release signal carries it.
+    """
+
+    starter: Pid
+    key: ChildKey
+    seq: int
+
+
+@attrs.frozen
+class StarterProcess(ChildStart):
+    """Start children through a starter process (the ``child_start`` of a ``Starter``).
+
+    Put it in a ``ChildSpec``; it may be copied and sent to supervisors on other nodes (it is
+    just the starter's pid). Each supervisor that adds the spec holds a reference until it
+    deletes the spec or dies; see ADR-0002.
+
+    Args:
+        pid: The starter's pid.
+    """
+
+    pid: Pid = attrs.field(validator=_check_pid)
+
+    async def acquire(self, sup: Process, key: ChildKey) -> StarterLease:
+        """Acquire a reference for ``(sup, key)`` with a fresh seq.
+
+        The call monitors the starter while it waits, so it never hangs.
+
+        Returns:
+            The lease to keep with the spec.
+
+        Raises:
+            StarterGone: The starter is dead or unreachable (this copy of the spec is stale),
+                at once.
+            StarterRefused: The starter refused (it saw ``sup`` go down, or it is stopping).
+        """
+        seq = next(_seqs)
+        try:
+            answer = await sup.call(self.pid, AcquireRef(key, seq))
+        except CallFailed as exc:
+            raise StarterGone(key, self.pid, exc.reason) from None
+        if type(answer) is ReplyAcquired:
+            return StarterLease(self.pid, key, seq)
+        raise StarterRefused(key, self.pid, _refusal(answer))
+
+    async def start(self, sup: Process, key: ChildKey, lease: Any) -> tuple[Pid, Ref]:
+        """Ask the starter to start the child, linked to and monitored by ``sup`` before it runs.
+
+        Returns:
+            The child's pid and the monitor reference of its ``Down``.
+
+        Raises:
+            StarterGone: The starter is dead or unreachable.
+            StarterRefused: ``sup`` holds no reference for this lease (released, or written
+                off by the starter after a false ``Down``).
+        """
+        lease = _lease(lease, self.pid, key)
+        ref = sup.reserve_monitor()
+        try:
+            answer = await sup.call(self.pid, StartChild(key, lease.seq, ref))
+        except CallFailed as exc:
+            sup.demonitor(ref)
+            raise StarterGone(key, self.pid, exc.reason) from None
+        except BaseException:
+            sup.demonitor(ref)
+            raise
+        if type(answer) is Started:
+            sup.bind_monitor(ref, answer.pid)
+            return answer.pid, ref
+        sup.demonitor(ref)
+        raise StarterRefused(key, self.pid, _refusal(answer))
+
+    def release(self, sup: Process, key: ChildKey, lease: Any) -> None:
+        """Send the release signal ``Shutdown((key, seq))``; never blocks (see ADR-0004)."""
+        lease = _lease(lease, self.pid, key)
+        sup.exit(self.pid, Shutdown((lease.key, lease.seq)))
+
+    @property
+    def serializable(self) -> bool:
+        """A starter's pid can travel: a copy of the spec on another node starts children
+        through the same starter."""
+        return True
+
+
+def _lease(lease: Any, starter: Pid, key: ChildKey) -> StarterLease:
+    if type(lease) is not StarterLease or lease.starter != starter or lease.key != key:
+        raise TypeError(f"expected the StarterLease that acquire returned for {key!r}, got {lease!r}")
+    return lease
+
+
+def _refusal(answer: Any) -> Any:
+    if type(answer) is not ReplyRefused:
+        raise TypeError(f"unexpected answer from a starter: {answer!r}")
+    return answer.refusal
+
+
+@attrs.define(eq=False)
+class Starter:
+    """The owner's handle on a starter. The owner holds the first reference until
+    ``release()`` (or the end of its ``async with``, or its death).
+
+    Use it from the owner's own task (it calls through the owner's mailbox).
+
+    Attributes:
+        owner: The owner's process.
+        pid: The starter's pid.
+        child_start: The ``StarterProcess`` to put in ``ChildSpec``s.
+    """
+
+    owner: Process
+    pid: Pid
+    child_start: StarterProcess
+    _released: bool = attrs.field(default=False, alias="_released")
+
+    @property
+    def released(self) -> bool:
+        """Whether the owner has released its reference."""
+        return self._released
+
+    async def release(self) -> None:
+        """Release the owner's reference; idempotent.
+
+        The starter keeps running while any supervisor holds it, and stops when the last one
+        lets go. Releasing a starter that is already gone does nothing.
+        """
+        if self._released:
+            return
+        self._released = True
+        if self.owner.reason is not None:
+            return  # the owner is dead: its Down released the reference
+        with contextlib.suppress(CallFailed):  # already gone: nothing left to release
+            await self.owner.call(self.pid, ReleaseOwnerRef())
+
+    async def statistics(self, *, via: Process | None = None) -> StarterStatistics:
+        """Ask the starter what it holds.
+
+        Args:
+            via: The process to call from; the owner by default.
+
+        Raises:
+            StarterGone: The starter is no longer running.
+        """
+        caller = self.owner if via is None else via
+        try:
+            stats: StarterStatistics = await caller.call(self.pid, GetStatistics())
+        except CallFailed as exc:
+            raise StarterGone("<statistics>", self.pid, exc.reason) from None
+        return stats
+
+    async def wait(self) -> ExitReason:
+        """Wait until the starter has stopped (it runs on the owner's node); return its reason."""
+        return await self.owner.node.wait(self.pid)
+
+    async def __aenter__(self) -> Starter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.release()
+
+
+async def spawn_child_starter(
+    owner: Process, fn: ProcessFunction | RunClosure, *args: Any, name: str | None = None
+) -> Starter:
+    """Spawn a starter on the owner's node that (re)starts ``fn(process, *args)`` for any
+    number of supervisors, and stops by itself when the owner and every supervisor holding it
+    have let go.
+
+    Args:
+        owner: The process that holds the first reference (the caller, typically).
+        fn: The child's async process function, or a ``RunClosure`` (a function registered
+            in the remote table, resolved here on the starter's node; its arguments come
+            before ``args``).
+        args: Extra arguments for ``fn``.
+        name: A name to register the starter under, if any.
+
+    Returns:
+        The ``Starter`` handle.
+
+    Raises:
+        TypeError: ``fn`` is not callable, or ``owner`` not a ``Process``.
+        BadClosure: ``fn`` is a ``RunClosure`` whose name is not in the remote table.
+    """
+    if not isinstance(owner, Process):
+        raise TypeError(f"the owner must be a Process, got {owner!r}")
+    if isinstance(fn, RunClosure):
+        # The hook for closures: the name is resolved on the starter's node, once.
+        args = (*fn.args, *args)
+        fn = fn._resolve("<starter>")
+    elif not callable(fn):
+        raise TypeError(f"a child's function must be an async callable or a RunClosure, got {fn!r}")
+    pid = owner.spawn(starter_process, owner.pid, fn, tuple(args), trap_exits=True, name=name)
+    return Starter(owner, pid, StarterProcess(pid))

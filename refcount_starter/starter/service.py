@@ -1,0 +1,209 @@
+"""The starter process: it drives ``protocol.step`` from its mailbox.
+
+The loop is the one every sans-IO driver has: receive a message, turn it into an event,
+step, perform the commands. Requests (acquire, start, the owner's release, statistics)
+arrive as ``Call``s; a supervisor's release arrives as the exit signal
+``Shutdown((child_key, seq))`` (the starter traps exits, so it is an ``ExitSignal`` message;
+see ADR-0004); a holder's ``Down`` becomes ``HolderDown``. The starter links to nobody, so
+no supervisor's exit can take it down (the Cloud Haskell starter linked to its first
+supervisor; see ADR-0002).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, assert_never
+
+import attrs
+
+from ..runtime import Call, Down, ExitSignal, Pid, Process, ProcessExit, ProcessFunction, Ref, Shutdown
+from . import protocol
+from .protocol import (
+    Acquire,
+    Command,
+    Demonitor,
+    Event,
+    Halt,
+    HolderDown,
+    Monitor,
+    OwnerRelease,
+    Release,
+    ReplyAcquired,
+    ReplyRefused,
+    ReplyReleased,
+    SpawnChild,
+    StartRequest,
+    Stop,
+    StrayExit,
+)
+
+__all__ = [
+    "AcquireRef",
+    "GetStatistics",
+    "ReleaseOwnerRef",
+    "StartChild",
+    "Started",
+    "Unsupported",
+    "starter_process",
+]
+
+_log = logging.getLogger("refcount_starter.starter.service")
+
+# -- what travels: the bodies of the calls, and the replies --------------------------------
+
+
+@attrs.frozen
+class AcquireRef:
+    """Call body: acquire the reference ``(caller, key, seq)``; answered ``ReplyAcquired``
+    or ``ReplyRefused``."""
+
+    key: str
+    seq: int
+
+
+@attrs.frozen
+class StartChild:
+    """Call body: start the caller's child for ``(key, seq)``, monitored by the caller under
+    ``ref`` (from ``reserve_monitor``); answered ``Started`` or ``ReplyRefused``."""
+
+    key: str
+    seq: int
+    ref: Ref
+
+
+@attrs.frozen
+class ReleaseOwnerRef:
+    """Call body: the owner releases its reference; answered ``ReplyReleased``."""
+
+
+@attrs.frozen
+class GetStatistics:
+    """Call body: answered with a ``StarterStatistics``."""
+
+
+@attrs.frozen
+class Started:
+    """Reply to ``StartChild``: the child runs as ``pid``."""
+
+    pid: Pid
+
+
+@attrs.frozen
+class Unsupported:
+    """Reply to a call the starter does not understand."""
+
+    request: Any
+
+
+# -- the process -----------------------------------------------------------------------------
+
+
+async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
+    """The starter's process function (spawned with ``trap_exits=True``).
+
+    Args:
+        p: The starter's process.
+        owner: The process that holds the first reference.
+        fn: The child's process function, known on this node.
+        args: Its extra arguments.
+    """
+    driver = _Driver(p, fn, args)
+    state, commands = protocol.initial(owner)
+    driver.perform_all(commands, None)
+    while True:
+        message = await p.receive()
+        if type(message) is Call and type(message.request) is GetStatistics:
+            p.reply(message, state.statistics())
+            continue
+        event = driver.to_event(message)
+        if event is None:
+            continue
+        state, commands = protocol.step(state, event)
+        driver.perform_all(commands, message if type(message) is Call else None)
+
+
+@attrs.define
+class _Driver:
+    """The starter's side effects, and the translation of messages into events."""
+
+    p: Process
+    fn: ProcessFunction
+    args: tuple[Any, ...]
+    # Invariant: one monitor per watched holder; _holders is the inverse of _monitors.
+    _monitors: dict[Pid, Ref] = attrs.field(factory=dict)
+    _holders: dict[Ref, Pid] = attrs.field(factory=dict)
+
+    def to_event(self, message: Any) -> Event | None:
+        """The protocol event a message stands for, or ``None`` if it stands for none."""
+        kind = type(message)
+        if kind is Call:
+            request = message.request
+            if type(request) is AcquireRef:
+                return Acquire(message.sender, request.key, request.seq)
+            if type(request) is StartChild:
+                return StartRequest(message.sender, request.key, request.seq, request.ref)
+            if type(request) is ReleaseOwnerRef:
+                return OwnerRelease(message.sender)
+            _log.warning("starter %s: unsupported request %r from %s", self.p.pid, request, message.sender)
+            self.p.reply(message, Unsupported(request))
+            return None
+        if kind is ExitSignal:
+            reason = message.reason
+            release = _release_detail(reason)
+            if release is not None:
+                return Release(message.sender, *release)
+            node = self.p.node
+            if message.sender == Pid(node.name, node.incarnation, 0):
+                return Halt(reason)  # the node is stopping
+            return StrayExit(message.sender, reason)
+        if kind is Down:
+            holder = self._holders.pop(message.ref, None)
+            if holder is None:
+                return None
+            del self._monitors[holder]
+            return HolderDown(holder)
+        _log.debug("starter %s: ignored %r", self.p.pid, message)
+        return None
+
+    def perform_all(self, commands: tuple[Command, ...], call: Call | None) -> None:
+        for command in commands:
+            self.perform(command, call)
+
+    def perform(self, command: Command, call: Call | None) -> None:
+        """Carry out one command; replies answer ``call``, the request being handled."""
+        p = self.p
+        match command:
+            case Monitor(holder):
+                ref = p.monitor(holder)
+                self._monitors[holder] = ref
+                self._holders[ref] = holder
+            case Demonitor(holder):
+                ref = self._monitors.pop(holder)
+                del self._holders[ref]
+                p.demonitor(ref)
+            case ReplyAcquired() | ReplyRefused() | ReplyReleased():
+                assert call is not None
+                p.reply(call, command)
+            case SpawnChild(holder, _key, _seq, ref):
+                assert call is not None
+                # Linked to and monitored by the holder before it runs, and not linked to the
+                # starter: a child that dies at once reports its own reason to its supervisor.
+                pid = p.spawn_for(holder, ref, self.fn, *self.args)
+                p.reply(call, Started(pid))
+            case Stop(reason):
+                raise ProcessExit(reason)
+            case _:
+                assert_never(command)
+
+
+def _release_detail(reason: object) -> tuple[str, int] | None:
+    """``(key, seq)`` if ``reason`` is the release signal ``Shutdown((key, seq))``."""
+    if type(reason) is not Shutdown:
+        return None
+    detail = reason.detail
+    # A list too: a codec may turn a tuple into one on the way.
+    if isinstance(detail, tuple | list) and len(detail) == 2:
+        key, seq = detail
+        if type(key) is str and type(seq) is int:
+            return key, seq
+    return None
