@@ -254,6 +254,8 @@ class NatsTransport:
         self._sessions_ended = 0
         self._gaps = 0
         self._undeliverable = 0
+        self._slow_consumer_drops = 0
+        self._slow_consumer_logged = -1e9
 
     # -- public -----------------------------------------------------------------------------
 
@@ -752,6 +754,16 @@ class NatsTransport:
             refused = self._refused
             if refused is not None and not refused.done():
                 refused.set_result(exc)
+            return
+        if type(exc).__name__ == "SlowConsumerError":
+            # One per dropped message: say it once a second at most. The gap it leaves ends
+            # the session with the sender (it is never silent).
+            self._slow_consumer_drops += 1
+            now = time.monotonic()
+            if now - self._slow_consumer_logged < 1.0:
+                return
+            self._slow_consumer_logged = now
+            _log.warning("this node reads too slowly: %d messages dropped so far", self._slow_consumer_drops)
             return
         _log.warning("NATS client error: %r", exc)
 
