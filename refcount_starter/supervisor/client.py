@@ -281,7 +281,10 @@ async def start_link(
         The handle, bound to ``caller``.
 
     Raises:
-        DuplicateChild, StartFailureDied, StarterGone, BadClosure, TypeError,
-            SupervisorExited: As for ``start``.
+        DuplicateChild: Two initial children share a key (nothing is started).
+        StartFailureDied: An initial child could not be started (``StarterGone`` and
+            ``BadClosure`` as for ``start``).
+        TypeError: An argument has the wrong type.
+        SupervisorExited: The supervisor exited before it finished starting.
     """
     return await start(caller, strategy, children, shutdown=shutdown, link=True, name=name)
