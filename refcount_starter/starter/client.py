@@ -55,6 +55,9 @@ class StarterProcess(ChildStart):
 
     Args:
         pid: The starter's pid.
+
+    Raises:
+        TypeError: ``pid`` is not a Pid.
     """
 
     pid: Pid = attrs.field(validator=_check_pid)
@@ -63,6 +66,10 @@ class StarterProcess(ChildStart):
         """Acquire a reference for ``(sup, key)`` with a fresh seq.
 
         The call monitors the starter while it waits, so it never hangs.
+
+        Args:
+            sup: The supervisor process that adds the spec.
+            key: The child's key.
 
         Returns:
             The lease to keep with the spec.
@@ -83,6 +90,11 @@ class StarterProcess(ChildStart):
 
     async def start(self, sup: Process, key: ChildKey, lease: Any) -> tuple[Pid, Ref]:
         """Ask the starter to start the child, linked to and monitored by ``sup`` before it runs.
+
+        Args:
+            sup: The supervisor process (a holder).
+            key: The child's key.
+            lease: The ``StarterLease`` that ``acquire`` returned.
 
         Returns:
             The child's pid and the monitor reference of its ``Down``.
@@ -109,7 +121,13 @@ class StarterProcess(ChildStart):
         raise StarterRefused(key, self.pid, _refusal(answer))
 
     def release(self, sup: Process, key: ChildKey, lease: Any) -> None:
-        """Send the release signal ``Shutdown((key, seq))``; never blocks (see ADR-0004)."""
+        """Send the release signal ``Shutdown((key, seq))``; never blocks (see ADR-0004).
+
+        Args:
+            sup: The supervisor process that deletes the spec.
+            key: The child's key.
+            lease: The ``StarterLease`` that ``acquire`` returned.
+        """
         lease = _lease(lease, self.pid, key)
         sup.exit(self.pid, Shutdown((lease.key, lease.seq)))
 
