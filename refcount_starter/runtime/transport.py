@@ -72,6 +72,24 @@ class InMemoryNetwork:
         """The names of the nodes attached now."""
         return list(self._nodes)
 
+    def disconnect(self, name: str) -> None:
+        """Cut the node ``name`` off, as a crash or a partition would, while it keeps running.
+
+        Both sides see the other go: every peer gets ``peer_down(name)`` and the cut-off node
+        gets ``peer_down`` for every peer, so each link and monitor across fires
+        ``NoConnection``; later signals from the cut-off node are undeliverable. Its name is
+        free again, for a new incarnation.
+
+        Raises:
+            ValueError: No node of that name is attached.
+        """
+        node = self._nodes.pop(name, None)
+        if node is None:
+            raise ValueError(f"no node named {name!r} is attached to this network")
+        for peer in list(self._nodes.values()):
+            peer.peer_down(name)
+            node.peer_down(peer.name)
+
     def _attach(self, node: NodeHooks) -> None:
         if node.name in self._nodes:
             raise ValueError(f"a node named {node.name!r} is already attached to this network")
@@ -85,7 +103,7 @@ class InMemoryNetwork:
 
     def _send(self, source: NodeHooks, signal: Signal) -> None:
         peer = self._nodes.get(destination_node(signal))
-        if peer is None:
+        if peer is None or self._nodes.get(source.name) is not source:
             source.undeliverable(signal, NoConnection(destination_node(signal)))
         else:
             peer.deliver(signal)
@@ -96,6 +114,7 @@ class InMemoryTransport:
 
     def __init__(self, network: InMemoryNetwork) -> None:
         self._network = network
+        # Kept after detach, so that a late signal is reported undeliverable to its node.
         self._node: NodeHooks | None = None
 
     async def attach(self, node: NodeHooks) -> None:
@@ -105,9 +124,9 @@ class InMemoryTransport:
     def send(self, signal: Signal) -> None:
         if self._node is None:
             raise RuntimeError("this transport is not attached to a running node")
+        # After detach (or disconnect) the network no longer holds this node: undeliverable.
         self._network._send(self._node, signal)
 
     async def detach(self) -> None:
         if self._node is not None:
             self._network._detach(self._node)
-            self._node = None
