@@ -13,8 +13,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-
 __all__ = ["Mailbox", "Match", "mailbox_class", "to_predicate"]
 
 #: What a selective receive accepts: a type, a tuple of types, or nothing (any message).
@@ -101,15 +99,17 @@ class Mailbox:
         found, message = self.take(predicate)
         if found:
             return message
-        with anyio.move_on_after(timeout):
-            return await self._receive(predicate)
+        if timeout > 0:
+            found, message = await self._receive_until(predicate, self._now() + timeout)
+            if found:
+                return message
         raise TimeoutError(f"no matching message within {timeout} s")
 
     async def _receive(self, predicate: Callable[[Any], bool] | None) -> Any:
         items = self._items
         if predicate is None:
             while not items:
-                await self._park()
+                await self._park(None)
             return items.popleft()
         # Resume the scan where the last one stopped: only the reader removes messages.
         index = 0
@@ -121,27 +121,69 @@ class Mailbox:
                     del items[index]
                     return message
                 index += 1
-            await self._park()
+            await self._park(None)
 
-    async def _park(self) -> None:
+    async def _receive_until(
+        self, predicate: Callable[[Any], bool] | None, deadline: float
+    ) -> tuple[bool, Any]:
+        items = self._items
+        index = 0
+        while True:
+            if predicate is None:
+                if items:
+                    return True, items.popleft()
+            else:
+                length = len(items)
+                while index < length:
+                    message = items[index]
+                    if predicate(message):
+                        del items[index]
+                        return True, message
+                    index += 1
+            if self._now() >= deadline:
+                return False, None
+            await self._park(deadline)
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    async def _park(self, deadline: float | None) -> None:
+        """Wait until a message arrives or the deadline (on the backend's clock) passes."""
         raise NotImplementedError
 
     def _wake(self) -> None:
         raise NotImplementedError
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class AsyncioMailbox(Mailbox):
-    """The reader parks on a bare asyncio future."""
+    """The reader parks on a bare asyncio future; a deadline is a timer handle on it."""
 
     __slots__ = ()
 
-    async def _park(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _park(self, deadline: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiter = waiter
+        if deadline is None:
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            return
+        timer = loop.call_at(deadline, _expire, waiter)
         try:
             await waiter
         finally:
             self._waiter = None
+            timer.cancel()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -154,23 +196,33 @@ class TrioMailbox(Mailbox):
 
     __slots__ = ()
 
-    async def _park(self) -> None:
-        import trio
+    def _now(self) -> float:
+        return float(_trio().current_time())
 
+    async def _park(self, deadline: float | None) -> None:
+        trio = _trio()
         self._waiter = trio.lowlevel.current_task()
 
-        def abort(_: object) -> trio.lowlevel.Abort:
+        def abort(_: object) -> Any:
             self._waiter = None
             return trio.lowlevel.Abort.SUCCEEDED
 
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        if deadline is None:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        else:
+            with trio.move_on_at(deadline):
+                await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _wake(self) -> None:
-        import trio
-
         task = self._waiter
         self._waiter = None
-        trio.lowlevel.reschedule(task)
+        _trio().lowlevel.reschedule(task)
+
+
+def _trio() -> Any:
+    import trio
+
+    return trio
 
 
 def mailbox_class() -> type[Mailbox]:
