@@ -1,0 +1,187 @@
+"""Bad input gets a clear typed error naming the value, and the node keeps running."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from refcount_starter.runtime import (
+    CallFailed,
+    NameNotRegistered,
+    NameTaken,
+    Node,
+    NoProc,
+    Normal,
+    Process,
+    ProcessNotAlive,
+    Shutdown,
+)
+
+from .helpers import echo, exit_with, idle
+
+pytestmark = pytest.mark.anyio
+
+
+async def still_works(node: Node, me: Process) -> None:
+    """Assert that the node still runs a round trip after a refused operation."""
+    assert await me.call(me.spawn(echo), "ok", timeout=5) == ("echo", "ok")
+    assert node.is_alive(me.pid)
+
+
+@pytest.mark.parametrize("bad", [42, ("a",), (1, "node"), ("name", 2), ("a", "b", "c"), None, b"name"])
+async def test_send_to_a_malformed_address(bad: Any) -> None:
+    """Sending to something that is not a pid, a name or (name, node) raises TypeError naming it."""
+    async with Node() as node, node.process() as me:
+        with pytest.raises(TypeError, match="Pid, a registered name or a \\(name, node\\) pair") as info:
+            me.send(bad, "msg")
+        assert repr(bad) in str(info.value)
+        with pytest.raises(TypeError):
+            node.send(bad, "msg")
+        await still_works(node, me)
+
+
+async def test_send_to_an_unregistered_name() -> None:
+    """Sending to a local name nobody holds raises NameNotRegistered naming the name and node."""
+    async with Node("here") as node, node.process() as me:
+        with pytest.raises(NameNotRegistered, match=r"'ghost'.*'here'"):
+            me.send("ghost", "msg")
+        with pytest.raises(NameNotRegistered):
+            me.send(("ghost", "here"), "msg")
+        await still_works(node, me)
+
+
+@pytest.mark.parametrize("bad", [None, 42, "fn", object()])
+async def test_spawn_of_a_non_callable(bad: Any) -> None:
+    """Spawning something that is not callable raises TypeError naming it and starts nothing."""
+    async with Node() as node, node.process() as me:
+        before = node.process_count
+        with pytest.raises(TypeError, match="async callable") as info:
+            me.spawn(bad)
+        assert repr(bad) in str(info.value)
+        with pytest.raises(TypeError):
+            node.spawn(bad)
+        with pytest.raises(TypeError):
+            me.spawn_link(bad)
+        with pytest.raises(TypeError):
+            me.spawn_monitor(bad)
+        assert node.process_count == before and me._links == set() and me._monitors == {}
+        await still_works(node, me)
+
+
+async def test_spawning_a_plain_function_crashes_only_that_process(caplog: pytest.LogCaptureFixture) -> None:
+    """A callable that is not async makes its process crash with a TypeError; the node runs on."""
+
+    def not_async(p: Process) -> None:
+        pass
+
+    async with Node() as node, node.process() as me:
+        reason = await node.wait(me.spawn(not_async))
+        assert reason.exc_type == "TypeError"  # type: ignore[attr-defined]
+        await still_works(node, me)
+
+
+@pytest.mark.parametrize("bad", [-1, -0.001, math.nan, -math.inf])
+async def test_negative_timeout_for_receive_and_call(bad: float) -> None:
+    """A negative or NaN timeout for receive or call raises ValueError naming it."""
+    async with Node() as node, node.process() as me:
+        with pytest.raises(ValueError, match=repr(bad).replace("-", "\\-")):
+            await me.receive(timeout=bad)
+        server = me.spawn(echo)
+        with pytest.raises(ValueError, match="timeout"):
+            await me.call(server, "x", timeout=bad)
+        assert me._monitors == {}  # a refused call sets no monitor
+        await still_works(node, me)
+
+
+async def test_non_numeric_timeout_for_call() -> None:
+    """A call timeout that is not a number raises TypeError naming it."""
+    async with Node() as node, node.process() as me:
+        with pytest.raises(TypeError, match="'5'"):
+            await me.call(me.spawn(echo), "x", timeout="5")  # type: ignore[arg-type]
+        await still_works(node, me)
+
+
+async def test_calling_a_dead_process() -> None:
+    """Calling a dead process raises CallFailed carrying NoProc, and the caller runs on."""
+    async with Node() as node, node.process() as me:
+        dead = me.spawn(exit_with, Normal())
+        await node.wait(dead)
+        with pytest.raises(CallFailed, match="NoProc") as info:
+            await me.call(dead, "x", timeout=5)
+        assert info.value.reason == NoProc(dead, Normal(), info.value.reason.died_at)  # type: ignore[attr-defined]
+        await still_works(node, me)
+
+
+async def test_call_to_a_malformed_address() -> None:
+    """A call to something that is not an address raises TypeError naming it."""
+    async with Node() as node, node.process() as me:
+        with pytest.raises(TypeError, match="42"):
+            await me.call(42, "x")  # type: ignore[arg-type]
+        assert me._monitors == {}
+        await still_works(node, me)
+
+
+async def test_register_of_a_dead_pid() -> None:
+    """Registering a dead pid raises ProcessNotAlive naming it; the name stays free."""
+    async with Node() as node, node.process() as me:
+        dead = me.spawn(exit_with, Shutdown())
+        await node.wait(dead)
+        with pytest.raises(ProcessNotAlive, match=str(dead)):
+            node.register("svc", dead)
+        with pytest.raises(TypeError, match="'pid'"):
+            node.register("svc", "pid")  # type: ignore[arg-type]
+        me.register("svc")
+        await still_works(node, me)
+
+
+async def test_duplicate_name() -> None:
+    """Registering a taken name raises NameTaken naming the name and its holder."""
+    async with Node() as node, node.process() as me:
+        holder = me.spawn(idle, name="svc")
+        with pytest.raises(NameTaken) as info:
+            me.register("svc")
+        assert (info.value.name, info.value.holder) == ("svc", holder)
+        assert "'svc'" in str(info.value) and str(holder) in str(info.value)
+        await still_works(node, me)
+
+
+@pytest.mark.parametrize("bad", ["normal", None, 0, Normal, Exception("x")])
+async def test_exit_with_a_non_reason(bad: Any) -> None:
+    """An exit signal whose reason is not an ExitReason raises TypeError naming it; nothing is sent."""
+    async with Node() as node, node.process() as me:
+        target = me.spawn(idle)
+        with pytest.raises(TypeError, match="ExitReason") as info:
+            me.exit(target, bad)
+        assert repr(bad) in str(info.value)
+        with pytest.raises(TypeError):
+            node.exit(target, bad)
+        assert node.is_alive(target)
+        await still_works(node, me)
+
+
+@pytest.mark.parametrize("bad", ["pid", 42, None, ("n", 1, 1)])
+async def test_pid_operations_with_a_non_pid(bad: Any) -> None:
+    """link, unlink and exit given something that is not a Pid raise TypeError naming it."""
+    async with Node() as node, node.process() as me:
+        for operation in (me.link, me.unlink, lambda pid: me.exit(pid, Shutdown())):
+            with pytest.raises(TypeError) as info:
+                operation(bad)
+            assert repr(bad) in str(info.value)
+        with pytest.raises(TypeError):
+            me.monitor(bad if not isinstance(bad, str) else 42)
+        with pytest.raises(TypeError, match="'ref'"):
+            me.demonitor("ref")  # type: ignore[arg-type]
+        assert me._links == set() and me._monitors == {}
+        await still_works(node, me)
+
+
+async def test_monitor_of_a_remote_name_is_refused() -> None:
+    """Monitoring (or calling) a name on another node raises TypeError that says to use its pid."""
+    async with Node() as node, node.process() as me:
+        with pytest.raises(TypeError, match="use its pid"):
+            me.monitor(("svc", "elsewhere"))
+        with pytest.raises(TypeError, match="use its pid"):
+            await me.call(("svc", "elsewhere"), "x", timeout=1)
+        await still_works(node, me)
