@@ -40,6 +40,8 @@ from .registry import (
     by_name,
     by_type,
     is_registered,
+    refuse_type,
+    refused,
     register_type,
     registered_name,
     registered_types,
@@ -53,6 +55,7 @@ __all__ = [
     "decode",
     "encode",
     "is_registered",
+    "refuse_type",
     "register_type",
     "registered_name",
     "registered_types",
@@ -117,6 +120,11 @@ def _wire(value: Any) -> Any:
         return _ext(EXT_SET, [_wire(item) for item in value])
     entry = by_type.get(kind)
     if entry is None:
+        why = refused.get(kind)
+        if why is not None:
+            raise TypeError(
+                f"a {kind.__module__}.{kind.__qualname__} cannot cross nodes: {why} ({value!r:.200})"
+            )
         raise TypeError(
             f"cannot encode a value of type {kind.__module__}.{kind.__qualname__} for another "
             f"node: {value!r:.200}. Only primitives, list/tuple/dict/set/frozenset and classes "
@@ -125,6 +133,8 @@ def _wire(value: Any) -> Any:
         )
     if entry.fields is None:
         return _ext(EXT_OBJECT, [entry.name, value.name])
+    if entry.positional:
+        return _ext(EXT_OBJECT, [entry.name, *(_wire(item) for item in value.args)])
     return _ext(EXT_OBJECT, [entry.name, *(_wire(getattr(value, field)) for field, _ in entry.fields)])
 
 
@@ -158,6 +168,11 @@ def _build(entry: Entry, values: list[Any]) -> Any:
             return entry.cls[values[0]]  # type: ignore[index]
         except KeyError:
             raise DecodeError(f"{entry.name} has no member {values[0]!r}") from None
+    if entry.positional:
+        try:
+            return entry.cls(*values)
+        except Exception as exc:
+            raise DecodeError(f"{entry.name}: the values do not make a valid instance: {exc}") from exc
     if len(values) != len(entry.fields):
         raise DecodeError(f"{entry.name}: expected {len(entry.fields)} field values, got {len(values)}")
     kwargs = {alias: item for (_, alias), item in zip(entry.fields, values, strict=True)}

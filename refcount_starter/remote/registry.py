@@ -8,6 +8,7 @@ starter's messages) can register its types without the ``nats`` extra installed.
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 
 import attrs
@@ -16,40 +17,59 @@ from ..runtime import pid as _pid
 from ..runtime import reasons as _reasons
 from ..runtime import signals as _signals
 
-__all__ = ["is_registered", "register_type", "registered_name", "registered_types", "registers"]
+__all__ = [
+    "is_registered",
+    "refuse_type",
+    "refusal_of",
+    "register_type",
+    "registered_name",
+    "registered_types",
+    "registers",
+]
 
 
 @attrs.frozen
 class Entry:
     cls: type
     name: str
-    # For attrs classes: (field name, init keyword) in field order; None for an Enum.
+    # For attrs classes (and exceptions registered with fields): (attribute name, init
+    # keyword) in order; None for an Enum.
     fields: tuple[tuple[str, str], ...] | None
+    # An exception registered without fields: it travels as its ``args`` and is rebuilt as
+    # ``cls(*args)``.
+    positional: bool = False
 
 
 # Invariant: by_type and by_name hold the same entries, each under its own key.
 by_type: dict[type, Entry] = {}
 by_name: dict[str, Entry] = {}
+# Classes that must never cross nodes, with the sentence that says why (for the TypeError).
+refused: dict[type, str] = {}
 
 
 def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) -> None:
     """Make instances of ``cls`` encodable, under the stable wire name ``name``.
 
-    ``cls`` must be an attrs class whose fields go through ``__init__`` (or an
-    ``enum.Enum``). Every node that exchanges such values must register the same class under
-    the same name. Registering the same class under the same name again changes nothing.
+    ``cls`` must be an attrs class whose fields go through ``__init__``, an ``enum.Enum``,
+    or an exception class. An exception travels as its ``args`` (rebuilt as
+    ``cls(*args)``), or, with ``fields``, as those attributes, rebuilt as
+    ``cls(**{field: value})`` (for an exception whose ``__init__`` takes other arguments than
+    it passes on as ``args``). Its traceback, cause and notes stay behind. Every node that
+    exchanges such values must register the same class under the same name. Registering the
+    same class under the same name again changes nothing.
 
     Args:
         cls: The class.
         name: Its stable wire name, e.g. ``"refcount_starter.supervisor.ChildSpec"``.
         fields: The names of the fields that travel, for an attrs class with fields that
             must not (a local registry, a cache); the others take their defaults on the
-            receiving node. All ``__init__`` fields by default.
+            receiving node. All ``__init__`` fields by default. For an exception: the
+            attributes that travel, each also an ``__init__`` keyword.
 
     Raises:
-        TypeError: ``cls`` is not an attrs class or an Enum, or a travelling field is not an
-            ``__init__`` argument, or a field left out has no default, or ``name`` is not a
-            non-empty str.
+        TypeError: ``cls`` is not an attrs class, an Enum or an exception, or a travelling
+            field is not an ``__init__`` argument, or a field left out has no default, or
+            ``name`` is not a non-empty str.
         ValueError: ``name`` is taken by another class, or ``cls`` is registered under
             another name.
     """
@@ -58,8 +78,25 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
     if not isinstance(cls, type):
         raise TypeError(f"register_type takes a class, got {cls!r}")
     travelling: tuple[tuple[str, str], ...] | None
+    positional = False
     if issubclass(cls, enum.Enum):
         travelling = None
+    elif issubclass(cls, BaseException) and not attrs.has(cls):
+        if fields is None:
+            travelling, positional = (), True
+        else:
+            parameters = inspect.signature(cls).parameters
+            for field in fields:
+                parameter = parameters.get(field)
+                if parameter is None or parameter.kind not in (
+                    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                    inspect.Parameter.KEYWORD_ONLY,
+                ):
+                    raise TypeError(
+                        f"cannot register {cls.__qualname__}: {field!r} is not a keyword argument "
+                        "of its __init__, so a decoded copy could not be built"
+                    )
+            travelling = tuple((field, field) for field in fields)
     elif attrs.has(cls):
         specs = attrs.fields(cls)
         chosen = [spec.name for spec in specs] if fields is None else list(fields)
@@ -81,8 +118,8 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
         travelling = tuple((field, field_specs[field].alias or field) for field in chosen)
     else:
         raise TypeError(
-            f"cannot register {cls.__module__}.{cls.__qualname__}: only attrs classes and "
-            "enum.Enum subclasses can cross nodes"
+            f"cannot register {cls.__module__}.{cls.__qualname__}: only attrs classes, "
+            "enum.Enum subclasses and exceptions can cross nodes"
         )
     known = by_name.get(name)
     if known is not None and known.cls is not cls:
@@ -93,9 +130,35 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
     mine = by_type.get(cls)
     if mine is not None and mine.name != name:
         raise ValueError(f"{cls.__qualname__} is already registered under the wire name {mine.name!r}")
-    entry = Entry(cls, name, travelling)
+    if cls in refused:
+        raise ValueError(f"{cls.__qualname__} is marked as never crossing nodes (refuse_type)")
+    entry = Entry(cls, name, travelling, positional)
     by_type[cls] = entry
     by_name[name] = entry
+
+
+def refuse_type(cls: type, why: str) -> None:
+    """Mark ``cls`` as never crossing nodes: encoding one raises ``TypeError`` with ``why``.
+
+    For a type that cannot travel by design (a local function, an open resource), so that
+    the sender reads why, and what to use instead, rather than a bare "not registered".
+
+    Args:
+        cls: The class.
+        why: The sentence the ``TypeError`` carries, e.g. "a LocalStart holds a local
+            function; use a RunClosure".
+
+    Raises:
+        ValueError: ``cls`` is registered (it can travel).
+    """
+    if cls in by_type:
+        raise ValueError(f"{cls.__qualname__} is registered under {by_type[cls].name!r}; it can travel")
+    refused[cls] = why
+
+
+def refusal_of(cls: type) -> str | None:
+    """Why ``cls`` never crosses nodes (``refuse_type``), or ``None``."""
+    return refused.get(cls)
 
 
 def is_registered(cls: type) -> bool:
@@ -152,6 +215,24 @@ _register_all(
         _signals.DownSignal,
     ),
 )
+
+
+# Builtin exceptions travel as their args, so that a reply carrying one (a supervisor's
+# ``Failed(TypeError(...))``) can cross nodes.
+for _exception in (
+    Exception,
+    ArithmeticError,
+    AssertionError,
+    KeyError,
+    LookupError,
+    NotImplementedError,
+    RuntimeError,
+    TimeoutError,
+    TypeError,
+    ValueError,
+    ZeroDivisionError,
+):
+    register_type(_exception, f"rs.exc.{_exception.__name__}")
 
 
 def registers(name: str) -> Callable[[type], type]:

@@ -4,6 +4,7 @@ of supervisors and stops by itself when the last reference goes. See ADR-0002 to
 Use ``spawn_child_starter(me, fn, *args)``; put its ``child_start`` in a ``ChildSpec``.
 """
 
+from . import wire as _wire  # noqa: F401  (registers the types that cross nodes)
 from .client import Starter, StarterLease, StarterProcess, spawn_child_starter
 from .errors import StarterRefused
 from .protocol import Refusal, StarterState, StarterStatistics

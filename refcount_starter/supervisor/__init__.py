@@ -4,6 +4,7 @@ process and its client API, typed errors and the event stream. See ADR-0009.
 Use ``supervisor.start(me, RestartOne(), children=[...])`` to start one.
 """
 
+from . import wire as _wire  # noqa: F401  (registers the types that cross nodes)
 from .client import Supervisor, start, start_link
 from .errors import (
     AlreadyRunning,
