@@ -45,6 +45,14 @@ from .runtime import (
     Shutdown,
     Transport,
 )
+from .starter import (
+    Starter,
+    StarterLease,
+    StarterProcess,
+    StarterRefused,
+    StarterStatistics,
+    spawn_child_starter,
+)
 from .supervisor import (
     INTRINSIC,
     LEFT_TO_RIGHT,
@@ -159,7 +167,12 @@ __all__ = [
     "SequentialShutdown",
     "Shutdown",
     "StartFailureDied",
+    "Starter",
     "StarterGone",
+    "StarterLease",
+    "StarterProcess",
+    "StarterRefused",
+    "StarterStatistics",
     "StopImmediately",
     "StopTimeout",
     "Supervisor",
@@ -169,6 +182,7 @@ __all__ = [
     "Transport",
     "__version__",
     "remotable",
+    "spawn_child_starter",
     "supervisor",
 ]
 

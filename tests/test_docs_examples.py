@@ -16,8 +16,6 @@ from pathlib import Path
 import attrs
 import pytest
 
-import refcount_starter
-
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_MARKER = "<!-- no-run -->"
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^\n`]*)$")
@@ -93,8 +91,6 @@ def test_example_runs(example: Example) -> None:
     code = compile(example.code, example.id, "exec")
     if example.fragment:
         return
-    if "spawn_child_starter" in example.code and not hasattr(refcount_starter, "spawn_child_starter"):
-        pytest.skip("the starter (refcount_starter.spawn_child_starter) is not in this build yet")
     namespace: dict[str, object] = {"__name__": "__main__"}
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
