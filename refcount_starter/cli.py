@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="import MODULE to register its closures (repeatable)",
     )
+    node.add_argument("--heartbeat-interval", metavar="S", help="seconds between heartbeats (default 1.0)")
+    node.add_argument(
+        "--heartbeat-misses", metavar="N", help="missed heartbeats before a peer is down (default 5)"
+    )
+    node.add_argument("--log-level", metavar="LEVEL", help="logging level, e.g. INFO or DEBUG")
     return parser
 
 
@@ -136,7 +141,12 @@ def _node(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_node(["--nats", args.nats, "--name", args.name, *(f"--import={m}" for m in args.imports)])
+    argv = ["--nats", args.nats, "--name", args.name, *(f"--import={m}" for m in args.imports)]
+    for option in ("heartbeat_interval", "heartbeat_misses", "log_level"):
+        value = getattr(args, option)
+        if value is not None:
+            argv.append(f"--{option.replace('_', '-')}={value}")
+    return run_node(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
