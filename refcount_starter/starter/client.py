@@ -16,7 +16,15 @@ from ..supervisor.run_closure import RunClosure
 from ..supervisor.start import ChildKey, ChildStart
 from .errors import StarterRefused
 from .protocol import ReplyAcquired, ReplyRefused, StarterStatistics
-from .service import AcquireRef, GetStatistics, ReleaseOwnerRef, StartChild, Started, starter_process
+from .service import (
+    AcquireAndStart,
+    AcquireRef,
+    GetStatistics,
+    ReleaseOwnerRef,
+    StartChild,
+    Started,
+    starter_process,
+)
 
 __all__ = ["Starter", "StarterLease", "StarterProcess", "spawn_child_starter"]
 
@@ -117,6 +125,40 @@ class StarterProcess(ChildStart):
         if type(answer) is Started:
             sup.bind_monitor(ref, answer.pid)
             return answer.pid, ref
+        sup.demonitor(ref)
+        raise StarterRefused(key, self.pid, _refusal(answer))
+
+    async def acquire_and_start(self, sup: Process, key: ChildKey) -> tuple[StarterLease, Pid, Ref]:
+        """Acquire a reference and start the first child in one call (``start_new_child``).
+
+        The starter applies the acquire, then the start, as two protocol events in order:
+        the same outcome as ``acquire`` followed by ``start``, in one round trip.
+
+        Args:
+            sup: The supervisor process that adds the spec.
+            key: The child's key.
+
+        Returns:
+            The lease, the child's pid and the monitor reference of its ``Down``.
+
+        Raises:
+            StarterGone: The starter is dead or unreachable (this copy of the spec is stale),
+                at once; nothing is held.
+            StarterRefused: The starter refused the acquire; nothing is held.
+        """
+        seq = next(_seqs)
+        ref = sup.reserve_monitor()
+        try:
+            answer = await sup.call(self.pid, AcquireAndStart(key, seq, ref))
+        except CallFailed as exc:
+            sup.demonitor(ref)
+            raise StarterGone(key, self.pid, exc.reason) from None
+        except BaseException:
+            sup.demonitor(ref)
+            raise
+        if type(answer) is Started:
+            sup.bind_monitor(ref, answer.pid)
+            return StarterLease(self.pid, key, seq), answer.pid, ref
         sup.demonitor(ref)
         raise StarterRefused(key, self.pid, _refusal(answer))
 

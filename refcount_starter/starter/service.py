@@ -32,12 +32,14 @@ from .protocol import (
     ReplyRefused,
     ReplyReleased,
     SpawnChild,
+    StarterState,
     StartRequest,
     Stop,
     StrayExit,
 )
 
 __all__ = [
+    "AcquireAndStart",
     "AcquireRef",
     "GetStatistics",
     "ReleaseOwnerRef",
@@ -65,6 +67,17 @@ class AcquireRef:
 class StartChild:
     """Call body: start the caller's child for ``(key, seq)``, monitored by the caller under
     ``ref`` (from ``reserve_monitor``); answered ``Started`` or ``ReplyRefused``."""
+
+    key: str
+    seq: int
+    ref: Ref
+
+
+@attrs.frozen
+class AcquireAndStart:
+    """Call body: ``AcquireRef`` then ``StartChild`` in one message (``start_new_child``);
+    answered ``Started`` or ``ReplyRefused``. The starter steps the two events in order, so
+    the outcome is the one the two calls would have had."""
 
     key: str
     seq: int
@@ -112,9 +125,14 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
     driver.perform_all(commands, None)
     while True:
         message = await p.receive()
-        if type(message) is Call and type(message.request) is GetStatistics:
-            p.reply(message, state.statistics())
-            continue
+        if type(message) is Call:
+            request = message.request
+            if type(request) is GetStatistics:
+                p.reply(message, state.statistics())
+                continue
+            if type(request) is AcquireAndStart:
+                state = driver.acquire_and_start(state, message, request)
+                continue
         event = driver.to_event(message)
         if event is None:
             continue
@@ -164,6 +182,18 @@ class _Driver:
             return HolderDown(holder)
         _log.debug("starter %s: ignored %r", self.p.pid, message)
         return None
+
+    def acquire_and_start(self, state: StarterState, call: Call, request: AcquireAndStart) -> StarterState:
+        """Step ``Acquire`` then, if it was granted, ``StartRequest``; one reply in all."""
+        holder = call.sender
+        state, commands = protocol.step(state, Acquire(holder, request.key, request.seq))
+        if not any(type(command) is ReplyAcquired for command in commands):
+            self.perform_all(commands, call)  # the refusal answers the call
+            return state
+        self.perform_all(tuple(c for c in commands if type(c) is not ReplyAcquired), call)
+        state, commands = protocol.step(state, StartRequest(holder, request.key, request.seq, request.ref))
+        self.perform_all(commands, call)
+        return state
 
     def perform_all(self, commands: tuple[Command, ...], call: Call | None) -> None:
         for command in commands:

@@ -17,6 +17,7 @@ __all__: list[str] = []
 for _cls in (
     client.StarterProcess,
     client.StarterLease,
+    service.AcquireAndStart,
     service.AcquireRef,
     service.StartChild,
     service.ReleaseOwnerRef,

@@ -152,6 +152,10 @@ class _Child:
     last_pid: Pid | None = None
 
 
+# The lease of a child whose start_new_child has not acquired yet.
+_NOT_ACQUIRED: Any = object()
+
+
 class _Stop(Exception):
     """Raised inside the supervisor to stop its children and exit with ``reason``."""
 
@@ -400,19 +404,24 @@ class _Server:
         existing = self.children.get(spec.key)
         if existing is not None:
             raise DuplicateChild(spec.key, existing.state)
-        # The start's acquire comes before anything that could start the child; what it
-        # raises (StarterGone, BadClosure, ...) goes back to the caller unchanged.
-        lease = await spec.start.acquire(self.p, spec.key)
-        child = _Child(spec, lease)
+        if not start:
+            # The start's acquire comes before anything that could start the child; what it
+            # raises (StarterGone, BadClosure, ...) goes back to the caller unchanged.
+            child = _Child(spec, await spec.start.acquire(self.p, spec.key))
+            self._insert(child)
+            return child
+        # start_new_child: acquire and the first start in one step (one round trip to a
+        # starter), the acquire still first.
+        child = _Child(spec, _NOT_ACQUIRED)
         self._insert(child)
-        if start:
-            try:
-                await self._start(child)
-            except BaseException:
-                # Cloud Haskell's startNewChild: a spec whose start fails is not kept.
-                self._remove(child)
-                spec.start.release(self.p, spec.key, lease)
-                raise
+        try:
+            await self._start(child, acquire=True)
+        except BaseException:
+            # Cloud Haskell's startNewChild: a spec whose start fails is not kept.
+            self._remove(child)
+            if child.lease is not _NOT_ACQUIRED:
+                spec.start.release(self.p, spec.key, child.lease)
+            raise
         return child
 
     async def _start_existing(self, child: _Child) -> ChildRef:
@@ -431,7 +440,7 @@ class _Server:
 
     # -- starting and stopping one child ----------------------------------------------------
 
-    async def _start(self, child: _Child) -> None:
+    async def _start(self, child: _Child, *, acquire: bool = False) -> None:
         """Start ``child``; on success it is ``ChildRunning``, otherwise its state is unchanged.
 
         Raises:
@@ -442,7 +451,12 @@ class _Server:
         spec = child.spec
         key = spec.key
         try:
-            pid, ref = await spec.start.start(p, key, child.lease)
+            if acquire:
+                # On an error, acquire_and_start holds nothing: the lease stays unset.
+                lease, pid, ref = await spec.start.acquire_and_start(p, key)
+                child.lease = lease
+            else:
+                pid, ref = await spec.start.start(p, key, child.lease)
         except (StartFailureDied, BadClosure) as exc:
             self._emit(ev.SupervisedChildStartFailure(p.pid, key, _failure_reason(exc)))
             raise
