@@ -431,6 +431,9 @@ def _start(
 
 def _settle(state: StarterState, holder: Pid) -> tuple[StarterState, tuple[Command, ...]]:
     """After ``holder`` gave up a reference: drop its monitor if it holds none, maybe stop."""
+    if not state.owner_holds and not state.refs:
+        # Stopping: the starter's exit drops every monitor it holds, no Demonitor needed.
+        return _stop_if_empty(state, ())
     commands: tuple[Command, ...] = ()
     if holder in state.monitored and not state.holds(holder):
         state = attrs.evolve(state, monitored=state.monitored - {holder})

@@ -14,7 +14,7 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 import anyio
@@ -245,7 +245,7 @@ class _Server:
 
     async def _exit(self, reason: ExitReason) -> NoReturn:
         await self._shutdown_children()
-        self._emit(ev.SupervisorShutdown(self.p.pid, reason))
+        self._emit(ev.SupervisorShutdown, self.p.pid, reason)
         raise ProcessExit(reason)
 
     async def _loop(self) -> None:
@@ -280,9 +280,12 @@ class _Server:
 
     # -- events -----------------------------------------------------------------------------
 
-    def _emit(self, event: ev.SupervisorEvent) -> None:
-        for pid in self.subscribers:
-            self.p.send(pid, event)
+    def _emit(self, kind: Callable[..., ev.SupervisorEvent], *args: Any) -> None:
+        # The event is made only when someone listens: emitting is on every start and stop.
+        if self.subscribers:
+            event = kind(*args)
+            for pid in self.subscribers:
+                self.p.send(pid, event)
 
     # -- bookkeeping (every state change goes through these) --------------------------------
 
@@ -458,13 +461,13 @@ class _Server:
             else:
                 pid, ref = await spec.start.start(p, key, child.lease)
         except (StartFailureDied, BadClosure) as exc:
-            self._emit(ev.SupervisedChildStartFailure(p.pid, key, _failure_reason(exc)))
+            self._emit(ev.SupervisedChildStartFailure, p.pid, key, _failure_reason(exc))
             raise
         except _Stop:
             raise
         except Exception as exc:
             reason = Crashed.from_exception(exc)
-            self._emit(ev.SupervisedChildStartFailure(p.pid, key, reason))
+            self._emit(ev.SupervisedChildStartFailure, p.pid, key, reason)
             raise StartFailureDied(key, reason) from exc
         if spec.registered_name is not None and pid.node == p.node.name:
             try:
@@ -477,10 +480,10 @@ class _Server:
                 p.exit(pid, Kill())
                 await p.receive(Down, where=lambda m: m.ref == ref)
                 await self._flush_exit_signal(pid)
-                self._emit(ev.SupervisedChildStartFailure(p.pid, key, reason))
+                self._emit(ev.SupervisedChildStartFailure, p.pid, key, reason)
                 raise StartFailureDied(key, reason) from exc
         self._set_running(child, pid, ref)
-        self._emit(ev.SupervisedChildStarted(p.pid, key, pid))
+        self._emit(ev.SupervisedChildStarted, p.pid, key, pid)
 
     async def _flush_exit_signal(self, pid: Pid) -> None:
         # A child that exited before it was unlinked left its link's exit signal behind.
@@ -504,7 +507,7 @@ class _Server:
         assert type(state) is ChildRunning
         await self._flush_exit_signal(state.pid)
         self._set_state(child, STOPPED)
-        self._emit(ev.SupervisedChildStopped(self.p.pid, child.spec.key, state.pid, reason))
+        self._emit(ev.SupervisedChildStopped, self.p.pid, child.spec.key, state.pid, reason)
 
     async def _stop_child(self, child: _Child) -> ExitReason:
         """Stop a running child with its stop policy (OTP's shutdown/2); it ends ``ChildStopped``."""
@@ -596,13 +599,13 @@ class _Server:
         pid = state.pid
         self._set_state(child, STOPPED)
         if type(reason) is InitIgnored:
-            self._emit(ev.SupervisedChildIgnored(self.p.pid, spec.key, pid))
+            self._emit(ev.SupervisedChildIgnored, self.p.pid, spec.key, pid)
             if spec.restart is TEMPORARY:
                 self._drop(child)
             else:
                 self._set_state(child, IGNORED)
             return
-        self._emit(ev.SupervisedChildDied(self.p.pid, spec.key, pid, reason))
+        self._emit(ev.SupervisedChildDied, self.p.pid, spec.key, pid, reason)
         _log.info("supervisor %s: child %r (%s) exited with %r", self.p.pid, spec.key, pid, reason)
         if spec.restart is TEMPORARY:
             self._drop(child)
@@ -632,10 +635,10 @@ class _Server:
             delay = child.spec.restart_delay
             if type(self.strategy) is RestartOne and delay is not None:
                 # Cloud Haskell's childRestartDelay: wait instead of giving up.
-                self._emit(ev.SupervisedChildRestarting(self.p.pid, key, child.last_pid, reason))
+                self._emit(ev.SupervisedChildRestarting, self.p.pid, key, child.last_pid, reason)
                 self._schedule_retry(child, reason, delay)
                 return
-            self._emit(ev.SupervisorIntensityReached(self.p.pid, key, reason))
+            self._emit(ev.SupervisorIntensityReached, self.p.pid, key, reason)
             _log.warning(
                 "supervisor %s reached its restart intensity %r restarting %r after %r",
                 self.p.pid,
@@ -646,7 +649,7 @@ class _Server:
             raise _Stop(ReachedMaxRestartIntensity(key, reason))
         self.total_restarts += 1
         if type(self.strategy) is RestartOne:
-            self._emit(ev.SupervisedChildRestarting(self.p.pid, key, child.last_pid, reason))
+            self._emit(ev.SupervisedChildRestarting, self.p.pid, key, child.last_pid, reason)
             await self._start_or_retry(child, reason)
         else:
             await self._restart_branch(child if anchor is None else anchor, reason)
@@ -706,7 +709,7 @@ class _Server:
                 if not await self._start_or_retry(child, reason, failed):
                     return
                 restarted.append(child.spec.key)
-        self._emit(ev.SupervisorBranchRestarted(self.p.pid, failed.spec.key, reason, tuple(restarted)))
+        self._emit(ev.SupervisorBranchRestarted, self.p.pid, failed.spec.key, reason, tuple(restarted))
 
     async def _branch_stop(self, child: _Child, reason: ExitReason) -> bool:
         """Stop one child of a branch; return whether it is to be started again."""
@@ -717,7 +720,7 @@ class _Server:
                 await self._stop_child(child)
                 self._drop(child)
             return False
-        self._emit(ev.SupervisedChildRestarting(self.p.pid, child.spec.key, child.last_pid, reason))
+        self._emit(ev.SupervisedChildRestarting, self.p.pid, child.spec.key, child.last_pid, reason)
         if running:
             await self._stop_child(child)
         return True

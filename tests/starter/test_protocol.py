@@ -174,13 +174,15 @@ def test_last_release_stops_the_starter_normally() -> None:
     """When the reference list becomes empty the starter stops with Normal."""
     state, commands = run(held_by_a(), OwnerRelease(OWNER), Release(SUP_A, "db", 1))
     assert state.stopped
-    assert commands[-2:] == [Demonitor(SUP_A), Stop(Normal())]
+    # No Demonitor before the Stop: the starter's exit drops every monitor it holds.
+    assert commands[-1:] == [Stop(Normal())]
+    assert Demonitor(SUP_A) not in commands
 
 
 def test_owner_release_alone_stops_an_unused_starter() -> None:
     """A starter nobody acquired stops when its owner releases it, after answering."""
     state, commands = step(fresh(), OwnerRelease(OWNER))
-    assert commands == (ReplyReleased(), Demonitor(OWNER), Stop(Normal()))
+    assert commands == (ReplyReleased(), Stop(Normal()))
     assert state.stopped
 
 
