@@ -2,7 +2,8 @@
 
 The node connects to a NATS server, imports the given modules (so that their
 ``@remotable`` functions and ``register_type`` classes are known here), starts its spawner
-(remote spawn, see ``service.py``) and serves until it receives SIGTERM or SIGINT; then it
+(remote spawn, see ``service.py``; it can also host reference-counted starters for other
+nodes, see ``remote_starter.py``) and serves until it receives SIGTERM or SIGINT; then it
 stops its processes and says goodbye to its peers.
 
 When it is ready it prints one line to stdout, ``READY <name> <incarnation>``, so that a
@@ -107,6 +108,7 @@ def _credentials() -> dict[str, Any]:
 
 async def _serve(args: argparse.Namespace) -> None:
     from ..runtime import Node
+    from . import remote_starter  # noqa: F401  (this node can host starters for other nodes)
     from .natstransport import NatsTransport
     from .service import INFO, serve_info, start_spawner
 

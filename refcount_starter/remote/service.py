@@ -156,7 +156,8 @@ async def spawn_remote(
 
 
 async def serve_info(p: Process, statistics: Callable[[], Any]) -> None:
-    """Answer ``Call`` requests ``"statistics"`` with the transport's counters, as a dict.
+    """Answer ``Call`` requests ``"statistics"`` with the transport's counters, as a dict,
+    and ``"processes"`` with the number of live processes on this node.
 
     Another node asks with ``send((INFO, node), Call(me.pid, ref, "statistics"))`` and
     receives the ``Reply`` carrying ``ref``.
@@ -164,3 +165,5 @@ async def serve_info(p: Process, statistics: Callable[[], Any]) -> None:
     async for message in p.messages():
         if type(message) is Call and message.request == "statistics":
             p.reply(message, attrs.asdict(statistics()))
+        elif type(message) is Call and message.request == "processes":
+            p.reply(message, p.node.process_count)

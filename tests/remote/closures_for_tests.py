@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import anyio
 
+from refcount_starter import supervisor
 from refcount_starter.remote.closures import remotable
 from refcount_starter.runtime import Call, ExitSignal, Pid, Process
+from refcount_starter.supervisor import RestartLimit, RestartOne
 
 
 @remotable(name="test.echo")
@@ -36,3 +38,12 @@ async def report_exit(p: Process, observer: str, observer_node: str) -> None:
     p.trap_exits = True
     signal = await p.receive(ExitSignal)
     p.send((observer, observer_node), ("exit-seen", p.pid, signal.sender, signal.reason))
+
+
+@remotable(name="test.supervisor")
+async def supervisor_host(p: Process, reply_to: Pid) -> None:
+    """Start a supervisor here (restart limit 10 in 10 s); send ``("supervisor", pid)`` to
+    ``reply_to``; keep it running until this process is stopped."""
+    sup = await supervisor.start(p, RestartOne(RestartLimit(10, 10.0)))
+    p.send(reply_to, ("supervisor", sup.pid))
+    await anyio.sleep_forever()

@@ -1,0 +1,166 @@
+"""A reference-counted starter on another node: ``spawn_remote_starter``.
+
+``spawn_child_starter`` makes a starter on its owner's node. To put one on another node (the
+node where the child must run, or one that outlives the asking node), the asking process
+starts an *owner process* there through the node's spawner (``spawn_remote``); the owner
+spawns the starter with a ``RunClosure`` (the child's function is looked up in that node's
+remote table) and holds the starter's first reference, until ``RemoteStarter.release()`` or
+until the asking process exits (the owner monitors it), whichever comes first. Supervisors
+anywhere then put ``child_start`` (a ``StarterProcess``) in their ``ChildSpec``s.
+
+Every node that runs ``python -m refcount_starter node`` can host one (the node command
+imports this module).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import attrs
+
+from ..runtime import Call, CallFailed, Down, ExitReason, NoProc, Pid, Process
+from ..starter import StarterProcess, StarterStatistics, spawn_child_starter
+from ..starter.service import GetStatistics
+from ..supervisor import RunClosure, StarterGone
+from .closures import remotable
+from .service import RemoteSpawnFailed, spawn_remote
+
+__all__ = ["STARTER_OWNER", "RemoteStarter", "spawn_remote_starter", "starter_owner"]
+
+#: The remote-table name of the owner process.
+STARTER_OWNER = "refcount_starter.starter_owner"
+
+
+@remotable(name=STARTER_OWNER)
+async def starter_owner(p: Process, asker: Pid, closure: str, args: tuple[Any, ...]) -> None:
+    """The owner of a starter made for another node's process ``asker``.
+
+    It answers the call ``"starter"`` with the starter's pid (or the ``BadClosure`` that
+    refused the closure), the call ``"release"`` by releasing its reference and exiting, and
+    releases it too when ``asker`` exits.
+    """
+    watch = p.monitor(asker)
+    try:
+        starter = await spawn_child_starter(p, RunClosure(closure, args))
+    except Exception as exc:
+        first = await p.receive(Call, timeout=30)
+        p.reply(first, exc)
+        return
+    async with starter:
+        while True:
+            message = await p.receive()
+            if type(message) is Down and message.ref == watch:
+                return  # the asker is gone: leaving the block releases the reference
+            if type(message) is Call:
+                if message.request == "starter":
+                    p.reply(message, starter.pid)
+                elif message.request == "release":
+                    await starter.release()
+                    p.reply(message, None)
+                    return
+
+
+@attrs.define(eq=False)
+class RemoteStarter:
+    """The asking process's handle on a starter running on another node.
+
+    Attributes:
+        caller: The process that asked for it (the handle calls from it).
+        owner: The owner process on the starter's node (holds the first reference).
+        pid: The starter's pid.
+        child_start: The ``StarterProcess`` to put in ``ChildSpec``s.
+    """
+
+    caller: Process
+    owner: Pid
+    pid: Pid
+    child_start: StarterProcess
+    _released: bool = attrs.field(default=False, alias="_released")
+
+    async def release(self, *, timeout: float = 10.0) -> None:
+        """Release the owner's reference; idempotent. Nothing happens if the owner is gone
+        (its death released the reference).
+
+        Raises:
+            CallTimeout: The owner did not answer within ``timeout`` seconds.
+        """
+        if self._released:
+            return
+        self._released = True
+        with contextlib.suppress(CallFailed):  # the owner is gone: so is its reference
+            await self.caller.call(self.owner, "release", timeout=timeout)
+
+    async def statistics(self, *, via: Process | None = None, timeout: float = 10.0) -> StarterStatistics:
+        """Ask the starter what it holds.
+
+        Raises:
+            StarterGone: The starter is no longer running (or unreachable).
+        """
+        caller = self.caller if via is None else via
+        try:
+            stats: StarterStatistics = await caller.call(self.pid, GetStatistics(), timeout=timeout)
+        except CallFailed as exc:
+            raise StarterGone("<statistics>", self.pid, exc.reason) from None
+        return stats
+
+    async def wait(self, *, timeout: float | None = None) -> ExitReason:
+        """Wait until the starter has stopped; return its reason (remembered by its node if it
+        had already stopped; ``NoProc`` if not even that; ``NoConnection`` if its node was lost).
+
+        Raises:
+            TimeoutError: It did not stop within ``timeout`` seconds.
+        """
+        ref = self.caller.monitor(self.pid)
+        try:
+            down = await self.caller.receive(Down, where=lambda m: m.ref == ref, timeout=timeout)
+        except BaseException:
+            self.caller.demonitor(ref)
+            raise
+        reason = down.reason
+        if type(reason) is NoProc and reason.last_reason is not None:
+            return reason.last_reason
+        return reason
+
+
+async def spawn_remote_starter(
+    p: Process, node: str, closure: str | RunClosure, *args: Any, timeout: float = 10.0
+) -> RemoteStarter:
+    """Make a reference-counted starter on ``node`` for the remote-table function ``closure``.
+
+    The function is looked up on ``node`` and its children run there. The first reference
+    is held on ``node`` for ``p`` until ``release()`` or ``p``'s exit.
+
+    Args:
+        p: The asking process.
+        node: The node to run the starter on (it must run a spawner, as the node command does,
+            and have imported this module).
+        closure: The child's function: its name in ``node``'s remote table, or a
+            ``RunClosure`` (whose arguments come before ``args``).
+        args: The child's extra arguments (encodable).
+        timeout: Seconds for each step of the set-up.
+
+    Returns:
+        The handle.
+
+    Raises:
+        RemoteSpawnFailed: ``node`` did not start the owner (unreachable, no spawner), or did
+            not answer within ``timeout``.
+        BadClosure: ``closure`` is not in ``node``'s remote table.
+        TypeError: An argument cannot be encoded.
+    """
+    if isinstance(closure, RunClosure):
+        name, args = closure.name, (*closure.args, *args)
+    else:
+        name = closure
+    owner, ref = await spawn_remote(p, node, STARTER_OWNER, p.pid, name, tuple(args), timeout=timeout)
+    # The owner watches p by its own monitor; neither should die of the other's crash.
+    p.unlink(owner)
+    p.demonitor(ref)
+    try:
+        answer = await p.call(owner, "starter", timeout=timeout)
+    except (CallFailed, TimeoutError) as exc:
+        raise RemoteSpawnFailed(node, name, f"its starter's owner did not answer: {exc}") from None
+    if isinstance(answer, BaseException):
+        raise answer
+    return RemoteStarter(p, owner, answer, StarterProcess(answer))
