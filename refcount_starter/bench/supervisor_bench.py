@@ -141,7 +141,7 @@ async def _idle(p: Process) -> None:
 
 
 async def _cycle_cost(live: int, cycles: int) -> float:
-    """Seconds per start_new_child + terminate_child + delete_child beside ``live`` children."""
+    """Microseconds per start_new_child + terminate_child + delete_child beside ``live`` children."""
     async with Node("bench", shutdown_timeout=60.0) as node, node.process() as me:
         sup = await supervisor.start(me, RestartOne())
         for i in range(live):
@@ -154,7 +154,7 @@ async def _cycle_cost(live: int, cycles: int) -> float:
             # A temporary child's spec goes when it stops; add it back to delete it.
             await sup.add_child(spec)
             await sup.delete_child("cycled")
-        cost = (time.perf_counter() - started) / cycles
+        cost = (time.perf_counter() - started) / cycles * 1e6
         await sup.shutdown_and_wait()
     return cost
 
@@ -169,7 +169,7 @@ async def scale_children(options: Options) -> list[Result]:
     )
     return [
         Result.compare(
-            "scale_children", large_costs, small_costs, "s/cycle", higher_is_better=False, target=0.67
+            "scale_children", large_costs, small_costs, "µs/cycle", higher_is_better=False, target=0.67
         )
     ]
 
@@ -178,7 +178,7 @@ async def scale_children(options: Options) -> list[Result]:
 
 
 async def _restart_cost(already: int, measured: int) -> float:
-    """Seconds per restart after ``already`` restarts within the window."""
+    """Microseconds per restart after ``already`` restarts within the window."""
     async with Node("bench") as node, node.process() as me:
         sup = await supervisor.start(
             me,
@@ -193,7 +193,7 @@ async def _restart_cost(already: int, measured: int) -> float:
         for _ in range(measured):
             me.send(pid, "crash")
             pid = await me.receive(Pid)
-        cost = (time.perf_counter() - started) / measured
+        cost = (time.perf_counter() - started) / measured * 1e6
         await sup.shutdown_and_wait()
     return cost
 
@@ -205,4 +205,4 @@ async def restart_window(options: Options) -> list[Result]:
     empty, full = await interleave(
         options, lambda: _restart_cost(0, measured), lambda: _restart_cost(10_000, measured)
     )
-    return [Result.compare("restart_window", full, empty, "s/restart", higher_is_better=False, target=0.67)]
+    return [Result.compare("restart_window", full, empty, "µs/restart", higher_is_better=False, target=0.67)]
