@@ -268,3 +268,16 @@ def test_statistics_reflect_the_state() -> None:
     assert stats.holders == {OWNER, SUP_A}
     assert stats.references == {(SUP_A, "db"): 1}
     assert (stats.spurious_releases, stats.children_started, stats.stopped) == (1, 1, False)
+
+
+def test_evolve_keeps_every_field_of_the_state() -> None:
+    """The protocol's spelled-out evolve matches attrs.evolve field by field (none dropped)."""
+    import attrs
+
+    from refcount_starter.starter.protocol import StarterState, _evolve
+
+    state, _ = run(held_by_a(), Release(SUP_A, "db", 7))
+    assert _evolve(state) == state
+    for field in attrs.fields(StarterState):
+        marker = object()
+        assert _evolve(state, **{field.name: marker}) == attrs.evolve(state, **{field.name: marker})
