@@ -9,6 +9,7 @@ without nats-py and msgspec, or on trio) it reports nothing, and logs why.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -123,6 +124,7 @@ async def _ours(url: str, n: int) -> float:
 
 async def _base(url: str, n: int) -> float:
     import nats
+    import nats.errors
 
     responder = await nats.connect(url)
     requester = await nats.connect(url)
@@ -134,8 +136,12 @@ async def _base(url: str, n: int) -> float:
         await responder.subscribe("bench.echo", cb=answer)
         await responder.flush()
         payload = b"x" * 16
-        for _ in range(20):
-            await requester.request("bench.echo", payload, timeout=10)
+        for attempt in range(20):
+            try:
+                await requester.request("bench.echo", payload, timeout=10)
+            except nats.errors.NoRespondersError:
+                # The server may not yet route to a just-made subscription (seen under load).
+                await asyncio.sleep(0.01 * (attempt + 1))
         started = time.perf_counter()
         for _ in range(n):
             await requester.request("bench.echo", payload, timeout=10)

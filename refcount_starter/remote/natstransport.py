@@ -59,6 +59,13 @@ WIRE_VERSION = 1
 KIND_SIGNAL = 0
 KIND_HEARTBEAT = 1
 KIND_BYE = 2
+# Several envelopes for one node, in one NATS message: the writer packs what queued up for
+# the same subject while it was publishing (a call's monitor and request, the previous
+# call's demonitor), so a call costs one NATS message each way. The header's session fields
+# are 0; each inner envelope carries its own. See ADR-0006.
+KIND_BATCH = 3
+
+_TOP_KINDS = (KIND_SIGNAL, KIND_HEARTBEAT, KIND_BYE, KIND_BATCH)
 
 _SIGNAL_TYPES = (
     MessageSignal,
@@ -73,6 +80,7 @@ _SIGNAL_TYPES = (
 
 _Header = tuple[int, int, str, int, int, int, msgspec.Raw]
 _header_decoder = msgspec.msgpack.Decoder(_Header)
+_batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _hello_decoder = msgspec.msgpack.Decoder(tuple[int, str, str, int])
 _whois_decoder = msgspec.msgpack.Decoder(tuple[int, str, int])
 _encoder = msgspec.msgpack.Encoder()
@@ -101,6 +109,7 @@ class TransportStatistics:
         gaps: Sessions ended because an envelope was missing.
         undeliverable: Signals reported undeliverable to the node.
         peers_up: Peers with a live session now.
+        batches: NATS messages that carried several envelopes (``sent`` counts each one).
     """
 
     sent: int
@@ -111,6 +120,7 @@ class TransportStatistics:
     gaps: int
     undeliverable: int
     peers_up: int
+    batches: int = 0
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -248,6 +258,7 @@ class NatsTransport:
         self._connected = False
         self._connect_error: BaseException | None = None
         self._sent = 0
+        self._batches = 0
         self._received = 0
         self._decode_errors = 0
         self._stale = 0
@@ -268,6 +279,7 @@ class NatsTransport:
         """The transport's counters now."""
         return TransportStatistics(
             sent=self._sent,
+            batches=self._batches,
             received=self._received,
             decode_errors=self._decode_errors,
             stale=self._stale,
@@ -516,17 +528,31 @@ class NatsTransport:
             self._wakeup.clear()
             while queue:
                 subject, data, signal, name = queue.popleft()
+                signals = [signal]
+                if queue and queue[0][0] == subject:
+                    envelopes = [msgspec.Raw(data)]
+                    while queue and queue[0][0] == subject:
+                        _, more, signal, _ = queue.popleft()
+                        envelopes.append(msgspec.Raw(more))
+                        signals.append(signal)
+                    node = self._node
+                    assert node is not None
+                    data = _encoder.encode(
+                        [WIRE_VERSION, KIND_BATCH, node.name, node.incarnation, 0, 0, envelopes]
+                    )
                 try:
                     await self._nc.publish(subject, data)
-                    self._sent += 1
+                    self._sent += len(signals)
+                    self._batches += len(signals) > 1
                 except Exception as exc:
-                    # This envelope is lost, and with it the order of the session.
+                    # These envelopes are lost, and with them the order of the session.
                     _log.warning("could not publish to %s: %r; its session ends", name, exc)
                     peer = self._peers.get(name)
                     if peer is not None:
                         self._end(peer, f"publish failed: {exc!r}")
-                    if signal is not None:
-                        self._report_undeliverable(signal)
+                    for lost in signals:
+                        if lost is not None:
+                            self._report_undeliverable(lost)
             self._idle.set()
 
     def _report_undeliverable(self, signal: Signal) -> None:
@@ -592,21 +618,33 @@ class NatsTransport:
         node = self._node
         if node is None:
             return
+        self._on_data(node, msg.subject, msg.data, batched=False)
+
+    def _on_data(self, node: NodeHooks, subject: str, data: bytes, *, batched: bool) -> None:
         try:
-            version, kind, name, incarnation, epoch, seq, raw = _header_decoder.decode(msg.data)
-            if version != WIRE_VERSION or kind not in (KIND_SIGNAL, KIND_HEARTBEAT, KIND_BYE):
+            version, kind, name, incarnation, epoch, seq, raw = _header_decoder.decode(data)
+            kinds = (KIND_SIGNAL, KIND_HEARTBEAT, KIND_BYE) if batched else _TOP_KINDS
+            if version != WIRE_VERSION or kind not in kinds:
                 raise DecodeError(f"unknown envelope version {version} or kind {kind}")
             if name == node.name:
                 raise DecodeError("an envelope that claims to come from this node itself")
+            if kind == KIND_BATCH:
+                envelopes = _batch_decoder.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError, DecodeError) as exc:
             self._decode_errors += 1
             _log.warning(
                 "node %s dropped undecodable input on %s (%d bytes): %s",
                 node.name,
-                msg.subject,
-                len(msg.data),
+                subject,
+                len(data),
                 exc,
             )
+            return
+        if kind == KIND_BATCH:
+            for envelope in envelopes:
+                if self._node is not node:
+                    return  # detached meanwhile
+                self._on_data(node, subject, bytes(envelope), batched=True)
             return
         peer = self._peers.get(name)
         if peer is None:

@@ -296,3 +296,49 @@ async def test_an_unencodable_exit_reason_still_fires_the_link(make_transport: M
         signal = await me.receive(ExitSignal, timeout=10)
         assert signal.sender == pid
         assert isinstance(signal.reason, Crashed) and "LocalOnly" in signal.reason.message
+
+
+async def test_envelopes_queued_together_travel_as_one_batch_in_order(make_transport: MakeTransport) -> None:
+    """Signals sent in one go to one node share NATS messages and still arrive in order."""
+    a_transport = make_transport()
+    async with (
+        Node("a", transport=a_transport) as a,
+        Node("b", transport=make_transport()) as b,
+        a.process() as me,
+    ):
+        pid = b.spawn(echo)
+        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+        for i in range(200):
+            me.send(pid, (me.pid, i))
+        assert [await me.receive(tuple, timeout=10) for _ in range(200)] == [("echo", i) for i in range(200)]
+        assert a_transport.statistics().batches >= 1
+
+
+async def test_a_batch_inside_a_batch_is_dropped_and_counted(make_transport: MakeTransport) -> None:
+    """A batch nested in a batch is undecodable input: dropped, counted, the node serves on."""
+    import msgspec
+    import nats
+
+    b_transport = make_transport()
+    async with (
+        Node("a", transport=make_transport()) as a,
+        Node("b", transport=b_transport) as b,
+        a.process() as me,
+    ):
+        pid = b.spawn(echo)
+        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+        inner = msgspec.msgpack.encode([1, 3, "a", a.incarnation, 0, 0, []])
+        forged = msgspec.msgpack.encode([1, 3, "a", a.incarnation, 0, 0, [msgspec.Raw(inner)]])
+        before = b_transport.statistics().decode_errors
+        raw = await nats.connect(b_transport._servers[0], user="node", password="node-secret")
+        try:
+            await raw.publish(b_transport.node_subject("b", b.incarnation), forged)
+            await raw.flush()
+        finally:
+            await raw.close()
+        # The forged message comes on another connection: nothing orders it with ours, so
+        # watch the counter, with a deadline.
+        with anyio.fail_after(10):
+            while b_transport.statistics().decode_errors == before:
+                await anyio.sleep(0.005)
+        assert await me.call(pid, "still serving", timeout=10) == ("echo", "still serving")
