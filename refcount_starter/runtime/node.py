@@ -116,8 +116,8 @@ class Node:
         self._tg: anyio.abc.TaskGroup | None = None
         self._mailbox_class: type[Mailbox] = AsyncioMailbox
         # On asyncio a process is a bare task (a quarter of an anyio task group task's
-        # memory, and faster to start), killed with Task.cancel(); on trio it runs in the
-        # node's task group inside its own cancel scope.
+        # memory, and faster to start); on trio it runs in the node's task group. Either way
+        # it runs inside its own anyio cancel scope, which is how it is killed.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         # The node itself, as the sender of the exit signals it sends at shutdown.
@@ -286,10 +286,10 @@ class Node:
                 ref = self._new_ref()
                 proc._watchers[ref] = parent.pid
                 parent._monitors[ref] = proc.pid
+        proc._scope = anyio.CancelScope()
         if self._loop is not None:
-            proc._scope = self._loop.create_task(self._run_task(proc, fn, args))
+            proc._task = self._loop.create_task(self._run(proc, fn, args))
         else:
-            proc._scope = anyio.CancelScope()
             assert self._tg is not None
             self._tg.start_soon(self._run, proc, fn, args, name="refcount_starter.process")
         return proc
@@ -317,27 +317,6 @@ class Node:
                 reason = NORMAL
         except ProcessExit as exc:
             reason = exc.reason
-        except Exception as exc:
-            reason = Crashed.from_exception(exc)
-            _log.error("process %s crashed", proc.pid, exc_info=exc)
-        finally:
-            if proc._pending is not None:
-                reason = proc._pending
-            self._exit(proc, reason)
-
-    async def _run_task(self, proc: Process, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
-        # The asyncio twin of _run: a kill is Task.cancel(), so CancelledError is the kill.
-        proc._started = True
-        reason: ExitReason = KILLED
-        try:
-            if proc._pending is None:
-                await fn(proc, *args)
-            reason = NORMAL
-        except ProcessExit as exc:
-            reason = exc.reason
-        except asyncio.CancelledError:
-            if proc._pending is None:
-                raise
         except Exception as exc:
             reason = Crashed.from_exception(exc)
             _log.error("process %s crashed", proc.pid, exc_info=exc)
@@ -416,13 +395,9 @@ class Node:
         if proc._pending is None and proc.reason is None:
             proc._pending = reason
             scope = proc._scope
-            if scope is None:
-                return  # not scheduled yet: it sees _pending when it starts
-            if type(scope) is not asyncio.Task:
-                scope.cancel()
-            elif proc._started:
-                # A task that has not started yet sees _pending when it does, and never runs
-                # its function; cancelling it now would skip its exit bookkeeping.
+            if scope is not None:  # else not scheduled yet: it sees _pending when it starts
+                # Level-triggered, as anyio's scopes are on both backends: every await after
+                # the kill is cancelled too (a shielded section still runs to its end).
                 scope.cancel()
 
     def _exit_signal(self, target: Process, sender: Pid, reason: ExitReason, *, linked: bool) -> None:

@@ -59,7 +59,7 @@ class Process:
         "_name",
         "_pending",
         "_scope",
-        "_started",
+        "_task",
         "_watchers",
         "node",
         "parent",
@@ -74,7 +74,7 @@ class Process:
         pid: Pid,
         parent: Pid | None,
         mailbox: Mailbox,
-        scope: anyio.CancelScope | asyncio.Task[None] | None,
+        scope: anyio.CancelScope | None,
         trap_exits: bool,
     ) -> None:
         self.node = node
@@ -86,9 +86,9 @@ class Process:
         #: The exit reason, once the process has exited.
         self.reason: ExitReason | None = None
         self._mailbox = mailbox
-        # How to kill it: its cancel scope, or (on asyncio) its task.
+        # How to kill it: its cancel scope. On asyncio, also its bare task (held here).
         self._scope: Any = scope
-        self._started = False
+        self._task: asyncio.Task[None] | None = None
         self._links: set[Pid] = set()
         # Invariant: _monitors holds the monitors this process set (ref -> target);
         # _watchers the monitors set on it (ref -> watcher).
