@@ -155,6 +155,13 @@ class Mailbox:
         raise NotImplementedError
 
 
+def _second_reader() -> RuntimeError:
+    return RuntimeError(
+        "two tasks are receiving from one process's mailbox at once; a mailbox has one "
+        "reader, its process: give each concurrent task a process of its own (Node.process())"
+    )
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -169,6 +176,8 @@ class AsyncioMailbox(Mailbox):
         return asyncio.get_running_loop().time()
 
     async def _park(self, deadline: float | None) -> None:
+        if self._waiter is not None:
+            raise _second_reader()
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._waiter = waiter
@@ -200,6 +209,8 @@ class TrioMailbox(Mailbox):
         return float(_trio().current_time())
 
     async def _park(self, deadline: float | None) -> None:
+        if self._waiter is not None:
+            raise _second_reader()
         trio = _trio()
         self._waiter = trio.lowlevel.current_task()
 

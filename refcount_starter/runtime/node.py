@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
@@ -110,7 +111,9 @@ class Node:
         # Invariant: _procs holds exactly the live processes, in spawn order.
         self._procs: dict[int, Process] = {}
         self._names: dict[str, Process] = {}
-        self._dead: dict[Pid, tuple[ExitReason, float]] = {}
+        # An OrderedDict: forgetting the oldest is popitem(last=False), O(1); a dict's
+        # del d[next(iter(d))] slows down as deleted slots pile up at its front.
+        self._dead: OrderedDict[Pid, tuple[ExitReason, float]] = OrderedDict()
         self._serials = itertools.count(1)
         self._refs = itertools.count(1)
         self._tg: anyio.abc.TaskGroup | None = None
@@ -358,6 +361,12 @@ class Node:
                 except Exception as exc:
                     reason = Crashed.from_exception(exc)
                     raise
+                except BaseException:
+                    # The block was cancelled from outside (or interrupted): the process
+                    # did not finish, so its links and a start_link'ed supervisor must not
+                    # see a Normal exit.
+                    reason = Shutdown("cancelled")
+                    raise
         finally:
             if proc._pending is not None:
                 reason = proc._pending
@@ -377,7 +386,7 @@ class Node:
         if self._dead_table_size:
             dead = self._dead
             if len(dead) >= self._dead_table_size:
-                del dead[next(iter(dead))]
+                dead.popitem(last=False)
             dead[pid] = (reason, time.time())
         links, proc._links = proc._links, set()
         for other in links:

@@ -183,7 +183,8 @@ class Process:
         """Send ``request`` and wait for the reply, watching the callee with a monitor.
 
         Args:
-            to: The callee: a pid, a registered name or a ``(name, node)`` pair.
+            to: The callee: a pid, or a name registered on this node (a name on another
+                node cannot be monitored: resolve it to a pid first).
             request: The request; the callee receives it as ``Call(sender, ref, request)``.
             timeout: Seconds to wait for the reply; ``None`` waits as long as the callee lives.
 
@@ -214,6 +215,10 @@ class Process:
         except TimeoutError:
             self.demonitor(ref)
             raise CallTimeout(to, timeout or 0.0) from None
+        except BaseException:
+            # Cancelled (or killed) while waiting: leave no monitor, and no Down, behind.
+            self.demonitor(ref)
+            raise
         if type(message) is Down:
             raise CallFailed(to, message.reason)
         self.demonitor(ref)

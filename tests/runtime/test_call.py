@@ -179,3 +179,37 @@ async def test_a_late_reply_is_an_ordinary_message() -> None:
         late = await me.receive(timeout=0)
         assert isinstance(late, Reply) and late.value == "late"
         assert not any(isinstance(m, Down) for m in me._mailbox.snapshot())
+
+
+async def test_a_cancelled_call_leaves_no_monitor_behind() -> None:
+    """Regression: a call cancelled while waiting removed neither its monitor nor a later Down."""
+    from refcount_starter.runtime import Kill
+
+    async with Node() as node, node.process() as me:
+        silent = me.spawn(idle)
+        with anyio.move_on_after(0.01):
+            await me.call(silent, "never answered")
+        assert me._monitors == {}
+        me.exit(silent, Kill())
+        assert await node.wait(silent) is not None
+        assert [m for m in me._mailbox.snapshot() if isinstance(m, Down)] == []
+
+
+async def test_two_tasks_receiving_on_one_process_is_a_clear_error() -> None:
+    """Regression: a second task parking on the same mailbox overwrote the first one's wake-up."""
+    async with Node() as node, node.process() as me:
+        errors: list[BaseException] = []
+
+        async def receive_one() -> None:
+            try:
+                await me.receive(timeout=5)
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive_one)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(receive_one)
+            await anyio.wait_all_tasks_blocked()
+            me.send(me.pid, "wake the first")
+        assert len(errors) == 1 and "one reader" in str(errors[0])

@@ -179,3 +179,22 @@ def test_process_exit_refuses_a_non_reason() -> None:
     """ProcessExit with something that is not an ExitReason raises TypeError naming it."""
     with pytest.raises(TypeError, match="'bye'"):
         ProcessExit("bye")  # type: ignore[arg-type]
+
+
+async def test_a_kill_also_cancels_awaits_in_finally_blocks() -> None:
+    """Regression: on asyncio a kill was one Task.cancel(), so an await in a finally outlived it."""
+    from refcount_starter.runtime import Down, Kill, Killed
+
+    async def stubborn(p: Process) -> None:
+        try:
+            await p.receive()
+        finally:
+            await anyio.sleep(30)
+
+    async with Node() as node, node.process() as me:
+        pid, ref = me.spawn_monitor(stubborn)
+        await anyio.wait_all_tasks_blocked()
+        me.exit(pid, Kill())
+        with anyio.fail_after(5):
+            down = await me.receive(Down)
+        assert (down.ref, down.reason) == (ref, Killed())

@@ -273,3 +273,16 @@ def test_bad_node_parameters_are_refused(kwargs: dict[str, object], error: type[
     """A bad Node parameter raises a typed error naming the value."""
     with pytest.raises(error, match=repr(next(iter(kwargs.values())))):
         Node(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_cancelled_process_block_exits_shutdown_not_normal() -> None:
+    """Regression: a node.process() block cancelled from outside exited Normal, so its links survived."""
+    async with Node() as node:
+        pids: dict[str, Pid] = {}
+        with anyio.move_on_after(0.01):
+            async with node.process() as me:
+                pids["me"] = me.pid
+                pids["worker"] = me.spawn_link(idle)
+                await anyio.sleep_forever()
+        assert await node.wait(pids["me"]) == Shutdown("cancelled")
+        assert await node.wait(pids["worker"]) == Shutdown("cancelled")
