@@ -4,8 +4,8 @@ It traps exits, starts its children through their ``ChildStart`` (linked to it a
 by it before they run), and handles one message at a time: client calls, its children's
 ``Down``s, exit signals, and the retries it sends itself. Every per-child operation is O(1)
 in the number of children: a dict by key (whose insertion order is the start order) and a
-dict pid -> child for the running ones; only a branch restart and a shutdown walk children,
-and they walk only the ones they act on. See ADR-0009.
+dict pid -> child for the running ones; only a branch restart and a shutdown walk children
+(a branch restart finds its branch in one O(n) pass, then acts on the branch). See ADR-0009.
 """
 
 from __future__ import annotations
@@ -332,7 +332,13 @@ class _Server:
             raise
         except Exception as exc:
             value = Failed(exc)
-        self.p.reply(call, value)
+        try:
+            self.p.reply(call, value)
+        except TypeError as exc:
+            # The answer holds a value of a type that cannot cross nodes (the caller is on
+            # another node): the caller still gets an answer, never a dead supervisor.
+            _log.warning("supervisor %s could not send %r to %s: %s", self.p.pid, value, call.sender, exc)
+            self.p.reply(call, Failed(RuntimeError(f"the supervisor's answer cannot cross nodes: {exc}")))
 
     async def _request(self, request: object) -> object:
         kind = type(request)

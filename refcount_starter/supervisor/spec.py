@@ -169,9 +169,13 @@ class ChildSpec:
         shutdown: How to stop it: ``StopTimeout(5.0)`` for a worker by default,
             ``StopTimeout.infinity()`` for a supervisor.
         restart_delay: Seconds to wait before retrying a restart once the restart limit is
-            reached (Cloud Haskell's ``childRestartDelay``; see ADR-0009); the supervisor then
-            keeps the child ``ChildRestarting`` instead of giving up.
-        registered_name: A name to register the child under, on its node, at each start.
+            reached, and before retrying a restart whose start failed (Cloud Haskell's
+            ``childRestartDelay``; see ADR-0009); the supervisor then keeps the child
+            ``ChildRestarting`` instead of giving up. It applies to ``RestartOne``; a branch
+            strategy that reaches its limit stops the supervisor.
+        registered_name: A name to register the child under at each start, when the child
+            runs on the supervisor's node (a child started through a starter on another node
+            is not registered). The name is taken just after the start returns.
 
     Raises:
         TypeError: A field has the wrong type.
