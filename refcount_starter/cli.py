@@ -134,7 +134,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _node(args: argparse.Namespace) -> int:
     try:
-        from .remote.node_main import run_node
+        from .node_main import run_node
     except ImportError as exc:
         print(
             f"error: the node command needs the nats extra (pip install 'refcount_starter[nats]'): {exc}",

@@ -222,7 +222,7 @@ def _plot(report: DemoReport, path: str) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo as the command line asked; return the exit status."""
     if args.nats:
-        from .remote.demo_nats import run_nats_demo
+        from .demo_nats import run_nats_demo
 
         return run_nats_demo(args.nats, cycles=args.cycles, as_json=args.json)
     interactive = sys.stderr.isatty() and not args.json

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from .codec import DecodeError, decode, encode
     from .errors import NatsAuthenticationError, NatsConnectError, TransportError, TransportNeedsAsyncio
     from .natstransport import NatsTransport, TransportStatistics
-    from .node_main import run_node
     from .registry import register_type, registers
     from .service import RemoteSpawnFailed, spawn_remote, start_spawner
 
@@ -31,7 +30,6 @@ __all__ = [
     "encode",
     "register_type",
     "registers",
-    "run_node",
     "spawn_remote",
     "start_spawner",
 ]
@@ -51,7 +49,6 @@ _WHERE = {
     "TransportNeedsAsyncio": "errors",
     "NatsTransport": "natstransport",
     "TransportStatistics": "natstransport",
-    "run_node": "node_main",
 }
 
 

@@ -1,4 +1,4 @@
-"""Run a node in its own OS process (``python -m refcount_starter.remote.node_main``)."""
+"""Run a node in its own OS process (``python -m refcount_starter.node_main``)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ async def node_process(
     command = [
         sys.executable,
         "-m",
-        "refcount_starter.remote.node_main",
+        "refcount_starter.node_main",
         "--nats",
         url or url_with_credentials(server),
         "--name",

@@ -195,7 +195,7 @@ async def test_wrong_token_is_refused_clearly(token_server: NatsServer, tmp_path
         [
             __import__("sys").executable,
             "-m",
-            "refcount_starter.remote.node_main",
+            "refcount_starter.node_main",
             "--nats",
             f"nats://wrong-token@{host}",
             "--name",

@@ -19,7 +19,6 @@ import pytest
 
 from refcount_starter import supervisor
 from refcount_starter.remote.natstransport import NatsTransport
-from refcount_starter.remote.remote_starter import RemoteStarter, spawn_remote_starter
 from refcount_starter.remote.service import INFO, spawn_remote
 from refcount_starter.runtime import (
     Call,
@@ -34,6 +33,7 @@ from refcount_starter.runtime import (
     Reply,
 )
 from refcount_starter.starter import StarterStatistics
+from refcount_starter.starter.remote import RemoteStarter, spawn_remote_starter
 from refcount_starter.supervisor import (
     PERMANENT,
     TEMPORARY,

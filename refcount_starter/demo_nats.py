@@ -1,6 +1,6 @@
 """``python -m refcount_starter demo --nats URL``: the DPP-84 cycle across two nodes.
 
-Layout: one node OS process, ``demo-starter`` (``python -m refcount_starter.remote.node_main``
+Layout: one node OS process, ``demo-starter`` (``python -m refcount_starter.node_main``
 started here as a subprocess), hosts the starters and the children they start; the
 supervisor runs on a node in this process, ``demo-supervisor``. Each cycle makes a
 reference-counted starter on the starter's node (``spawn_remote_starter``), runs
@@ -28,8 +28,8 @@ import anyio
 import anyio.abc
 import attrs
 
-from ..demo import worker
-from .closures import remotable
+from .demo import worker
+from .remote.closures import remotable
 
 __all__ = ["DEMO_WORKER", "NatsDemoReport", "run_nats_demo"]
 
@@ -37,7 +37,7 @@ STARTER_NODE = "demo-starter"
 SUPERVISOR_NODE = "demo-supervisor"
 
 #: The demo's child, in the remote table of every node that imports this module (the
-#: starter's node does: ``--import refcount_starter.remote.demo_nats``).
+#: starter's node does: ``--import refcount_starter.demo_nats``).
 DEMO_WORKER = "refcount_starter.demo.worker"
 remotable(name=DEMO_WORKER)(worker)
 
@@ -88,8 +88,8 @@ def _text(report: NatsDemoReport) -> str:
 
 
 async def _processes_on(me: Any, node: str) -> int:
-    from ..runtime import Call, Reply
-    from .service import INFO
+    from .remote.service import INFO
+    from .runtime import Call, Reply
 
     ref = me.reserve_monitor()
     me.demonitor(ref)
@@ -103,13 +103,15 @@ async def _start_node(url: str, name: str) -> tuple[anyio.abc.Process, int]:
     command = [
         sys.executable,
         "-m",
-        "refcount_starter.remote.node_main",
+        "refcount_starter.node_main",
         "--nats",
         url,
         "--name",
         name,
         "--import",
         __name__,
+        # Its own errors still reach stderr; its retry warnings would drown the demo.
+        "--log-level=ERROR",
     ]
     process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=None)
     assert process.stdout is not None
@@ -148,12 +150,12 @@ async def run_cycles_across_nodes(url: str, cycles: int) -> NatsDemoReport:
         RuntimeError: The node process did not start.
         NatsConnectError, NatsAuthenticationError: The server is unreachable or refused us.
     """
-    from .. import supervisor
-    from ..runtime import Node
-    from ..supervisor import TRANSIENT, ChildSpec, RestartOne, StarterGone
-    from .natstransport import NatsTransport
+    from . import supervisor
     from .node_main import _credentials
-    from .remote_starter import spawn_remote_starter
+    from .remote.natstransport import NatsTransport
+    from .runtime import Node
+    from .starter.remote import spawn_remote_starter
+    from .supervisor import TRANSIENT, ChildSpec, RestartOne, StarterGone
 
     report = NatsDemoReport(cycles)
     process, incarnation = await _start_node(url, STARTER_NODE)
@@ -209,7 +211,7 @@ def run_nats_demo(url: str, *, cycles: int, as_json: bool) -> int:
     Returns:
         0 on success; 2 if the server cannot be used or the node process did not start.
     """
-    from .errors import TransportError
+    from .remote.errors import TransportError
 
     started = time.monotonic()
     try:

@@ -19,12 +19,13 @@ from typing import Any
 
 import attrs
 
+from ..remote.closures import remotable
+from ..remote.service import RemoteSpawnFailed, spawn_remote
 from ..runtime import Call, CallFailed, Down, ExitReason, NoProc, Pid, Process
-from ..starter import StarterProcess, StarterStatistics, spawn_child_starter
-from ..starter.service import GetStatistics
 from ..supervisor import RunClosure, StarterGone
-from .closures import remotable
-from .service import RemoteSpawnFailed, spawn_remote
+from .client import StarterProcess, spawn_child_starter
+from .protocol import StarterStatistics
+from .service import GetStatistics
 
 __all__ = ["STARTER_OWNER", "RemoteStarter", "spawn_remote_starter", "starter_owner"]
 

@@ -3,7 +3,7 @@
 The node connects to a NATS server, imports the given modules (so that their
 ``@remotable`` functions and ``register_type`` classes are known here), starts its spawner
 (remote spawn, see ``service.py``; it can also host reference-counted starters for other
-nodes, see ``remote_starter.py``) and serves until it receives SIGTERM or SIGINT; then it
+nodes, see ``starter/remote.py``) and serves until it receives SIGTERM or SIGINT; then it
 stops its processes and says goodbye to its peers.
 
 When it is ready it prints one line to stdout, ``READY <name> <incarnation>``, so that a
@@ -29,7 +29,7 @@ import anyio
 
 __all__ = ["build_parser", "run_node"]
 
-_log = logging.getLogger("refcount_starter.remote.node_main")
+_log = logging.getLogger("refcount_starter.node_main")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +78,7 @@ def run_node(argv: Sequence[str]) -> int:
         except Exception as exc:
             print(f"error: cannot import {module!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
-    from .errors import NatsConnectError
+    from .remote.errors import NatsConnectError
 
     try:
         anyio.run(_serve, args, backend="asyncio")
@@ -107,10 +107,10 @@ def _credentials() -> dict[str, Any]:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from ..runtime import Node
-    from . import remote_starter  # noqa: F401  (this node can host starters for other nodes)
-    from .natstransport import NatsTransport
-    from .service import INFO, serve_info, start_spawner
+    from .remote.natstransport import NatsTransport
+    from .remote.service import INFO, serve_info, start_spawner
+    from .runtime import Node
+    from .starter import remote as _remote_starter  # noqa: F401  (this node can host starters)
 
     transport = NatsTransport(
         args.nats,
