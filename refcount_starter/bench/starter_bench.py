@@ -8,17 +8,14 @@ cycle's end. Its baseline is raw anyio's spawn + stop of a task with a mailbox.
 from __future__ import annotations
 
 import gc
-import math
 import time
 import tracemalloc
-from typing import Any
-
-import anyio
 
 from .. import supervisor
 from ..runtime import Node, Process
 from ..starter import spawn_child_starter
 from ..supervisor import TRANSIENT, ChildSpec, RestartOne
+from .runtime_bench import _spawn_base
 from .suite import Options, Result, benchmark, interleave
 
 
@@ -60,37 +57,12 @@ async def _shared_cycles(n: int) -> float:
     return rate
 
 
-async def _spawn_stop_base(n: int) -> float:
-    """Raw anyio: spawn a task owning a mailbox, wait until it runs, cancel it, wait for it."""
-
-    async def child(scope: anyio.CancelScope, started: anyio.Event, done: anyio.Event) -> None:
-        with scope:
-            _send, receive = anyio.create_memory_object_stream[Any](math.inf)
-            started.set()
-            async with receive:
-                async for _ in receive:
-                    pass
-        done.set()
-
-    async with anyio.create_task_group() as tg:
-        began = time.perf_counter()
-        for _ in range(n):
-            scope = anyio.CancelScope()
-            started, done = anyio.Event(), anyio.Event()
-            tg.start_soon(child, scope, started, done)
-            await started.wait()
-            scope.cancel()
-            await done.wait()
-        rate = n / (time.perf_counter() - began)
-    return rate
-
-
 @benchmark("dpp84_cycle")
 async def dpp84_cycle(options: Options) -> list[Result]:
     """DPP-84 cycles per second against raw anyio spawn + stop; and the shared-starter cycle."""
     n = options.size(5_000, 1_000)
-    ours, base = await interleave(options, lambda: _dpp84_cycles(n), lambda: _spawn_stop_base(n))
-    shared, base2 = await interleave(options, lambda: _shared_cycles(n), lambda: _spawn_stop_base(n))
+    ours, base = await interleave(options, lambda: _dpp84_cycles(n), lambda: _spawn_base(n))
+    shared, base2 = await interleave(options, lambda: _shared_cycles(n), lambda: _spawn_base(n))
     return [
         Result.compare("dpp84_cycle", ours, base, "cycles/s", higher_is_better=True, target=0.5),
         Result.compare("shared_starter_cycle", shared, base2, "cycles/s", higher_is_better=True),
@@ -103,7 +75,7 @@ async def dpp84_cycle(options: Options) -> list[Result]:
 async def _heap_growth(warmup: int, cycles: int, ours: bool) -> float:
     """Bytes of Python heap still held per cycle after ``cycles`` cycles (after a warm-up that
     fills the bounded tables, such as the node's recently-dead table)."""
-    run = _dpp84_cycles if ours else _spawn_stop_base
+    run = _dpp84_cycles if ours else _spawn_base
     tracemalloc.start()
     try:
         await run(warmup)
