@@ -28,8 +28,9 @@ from .service import (
 
 __all__ = ["Starter", "StarterLease", "StarterProcess", "spawn_child_starter"]
 
-# The seq of each acquire. One counter per OS process: a supervisor lives in one, so its
-# seqs grow for each key, which is all the protocol needs (a re-added key gets a larger seq).
+# The seq of each acquire. One counter per OS process: a supervisor lives in one and makes
+# one call at a time, so its seqs grow across all its keys. The protocol relies on it: an
+# acquire at or below the highest seq that holder released is a stale copy (ADR-0002).
 _seqs = itertools.count(1)
 
 
@@ -85,7 +86,8 @@ class StarterProcess(ChildStart):
         Raises:
             StarterGone: The starter is dead or unreachable (this copy of the spec is stale),
                 at once.
-            StarterRefused: The starter refused (it saw ``sup`` go down, or it is stopping).
+            StarterRefused: The starter refused: a late duplicate of an acquire ``sup`` already
+                released (``Refusal.RELEASED``), or a malformed request.
         """
         seq = next(_seqs)
         try:
@@ -109,8 +111,8 @@ class StarterProcess(ChildStart):
 
         Raises:
             StarterGone: The starter is dead or unreachable.
-            StarterRefused: ``sup`` holds no reference for this lease (released, or written
-                off by the starter after a false ``Down``).
+            StarterRefused: ``sup`` holds no reference for this lease (released, or dropped
+                by the starter after a false ``Down``; see ADR-0003).
         """
         lease = _lease(lease, self.pid, key)
         ref = sup.reserve_monitor()

@@ -1,4 +1,4 @@
-"""The starter's own error: a refusal, for a holder the starter has written off."""
+"""The starter's own error: a refusal of a request whose reference the starter does not hold."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ __all__ = ["StarterRefused"]
 class StarterRefused(StarterGone):
     """The starter is alive but refused this supervisor's request.
 
-    A ``StarterGone`` too, because for this supervisor the effect is the same: this copy of
-    the spec cannot be used any more. It happens when the starter saw the supervisor go down
-    (a lost connection: a false ``Down``), for a start with a lease already released, or
-    when the starter is stopping. See docs/ADR/0003-stale-starter-pid-hazard.md.
+    A ``StarterGone`` too, because for this supervisor the effect is the same: this lease
+    cannot be used any more. It happens for a start whose reference the starter no longer
+    holds (released, or dropped when the starter saw the supervisor go down: a false ``Down``
+    after a lost connection), for a late or duplicated acquire, and for a malformed request.
+    Deleting the child and adding the spec again acquires a new reference if the starter
+    still runs; if it has stopped, that add fails with ``StarterGone`` and only a new starter
+    helps. See docs/ADR/0003-stale-starter-pid-hazard.md.
 
     Args:
         key: The child's key.
@@ -30,7 +33,9 @@ class StarterRefused(StarterGone):
     def __str__(self) -> str:
         return (
             f"child {self.key!r}: its starter {self.starter} refused the request: "
-            f"{self.refusal.value}. This supervisor's copy of the spec cannot be used any more; "
-            f"add the spec again, or use a new starter from spawn_child_starter() "
+            f"{self.refusal.value}. This lease cannot be used any more; delete the child and "
+            f"add the spec again (that acquires a new reference while the starter runs for "
+            f"other holders; once it has stopped, the add fails with StarterGone and only a new "
+            f"starter from spawn_child_starter() helps) "
             f"(docs/ADR/0003-stale-starter-pid-hazard.md)."
         )

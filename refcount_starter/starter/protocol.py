@@ -11,8 +11,12 @@ Vocabulary:
     holder: a process (a supervisor) that holds references; the owner is a holder too.
     reference: ``(holder, child_key) -> seq``; ``seq`` grows each time that holder adds a
         spec for that key, so a delete-then-re-add is not confused with a late duplicate.
-    tombstone: a released ``seq`` per reference, and the set of holders seen down; a late
-        acquire that hits one is refused instead of resurrecting a reference.
+    mark: per watched holder, the highest ``seq`` it has released (``released_hw``). Seqs
+        come from one counter per OS process, so a holder's seqs only grow: an acquire at or
+        below its mark is a late duplicate and is refused instead of resurrecting a
+        reference. A mark lives exactly as long as the starter watches its holder (until the
+        holder's ``Down`` or the starter's stop), so the state is bounded by the live holders
+        and the references held, never by the number of cycles. See ADR-0002.
 """
 
 from __future__ import annotations
@@ -62,12 +66,23 @@ RefKey = tuple[Pid, ChildKey]
 class Refusal(enum.Enum):
     """Why the starter refused a request; the value is the sentence a user reads."""
 
+    # Never seen by a caller: the starter exits at the same step (a later call fails with
+    # NoProc, which the client turns into StarterGone). Kept for the protocol's own tests.
     STOPPED = "the starter is stopping: its reference list is empty"
+    # Not sent any more: the starter keeps no record of holders seen down (ADR-0002); the
+    # name stays so that it still decodes.
     HOLDER_DOWN = "the starter saw this holder go down (a crash, a kill or a lost connection)"
-    RELEASED = "this reference (holder, key, seq) was already released"
+    RELEASED = (
+        "this holder already released a reference with this seq or a later one: "
+        "the request is a late or duplicated copy"
+    )
     SUPERSEDED = "the starter holds a newer reference for this holder and key"
-    NOT_HOLDER = "the requester holds no reference for this key and seq"
+    NOT_HOLDER = (
+        "the requester holds no reference for this key and seq (it was released, or dropped "
+        "when the starter saw the requester go down)"
+    )
     NOT_OWNER = "only the starter's owner can release the owner's reference"
+    MALFORMED = "the request is malformed: the key must be a str, the seq an int >= 0 and the ref a Ref"
 
 
 # -- events: facts, in the past or present tense --------------------------------------------
@@ -145,7 +160,8 @@ class Monitor:
 
 @attrs.frozen
 class Demonitor:
-    """Stop watching ``holder``: it holds no reference any more."""
+    """Stop watching ``holder``: it holds no reference and has no mark (the owner, after its
+    release, if it never held a keyed reference)."""
 
     holder: Pid
 
@@ -207,6 +223,8 @@ class StarterStatistics:
         spurious_releases: Releases that matched no reference and changed nothing.
         children_started: Children spawned so far.
         stopped: Whether the starter has stopped.
+        marks: The highest seq each watched holder has released (``holder -> seq``).
+        monitored: Every holder the starter watches: the holders, and the holders with a mark.
     """
 
     owner: Pid
@@ -216,6 +234,9 @@ class StarterStatistics:
     spurious_releases: int
     children_started: int
     stopped: bool
+    # Last, with defaults: added after the others, so that older constructors still work.
+    marks: Mapping[Pid, int] = attrs.field(factory=dict)
+    monitored: frozenset[Pid] = frozenset()
 
 
 @attrs.frozen
@@ -228,14 +249,13 @@ class StarterState:
     owner: Pid
     # Invariant: while not stopped, owner_holds or refs is non-empty (empty <=> stopping).
     owner_holds: bool = True
-    # Invariant: refs[(h, k)] > released.get((h, k), -1); no dead holder appears in refs.
     refs: Mapping[RefKey, int] = attrs.field(factory=dict)
-    # Tombstones: the highest released seq per reference, for holders not known dead.
-    released: Mapping[RefKey, int] = attrs.field(factory=dict)
-    # Invariant: while not stopped, monitored == holders (one monitor per distinct holder).
+    # Marks: the highest seq each holder has released. A holder's seqs only grow (one counter
+    # per OS process, one call at a time), so an acquire at or below the mark is stale.
+    # Invariant: every marked holder is monitored; HolderDown drops the mark with the monitor.
+    released_hw: Mapping[Pid, int] = attrs.field(factory=dict)
+    # Invariant: while not stopped, monitored == holders | marked holders (one monitor each).
     monitored: frozenset[Pid] = frozenset()
-    # Tombstones: holders seen down. Pids are never reused, so they never come back.
-    dead: frozenset[Pid] = frozenset()
     spurious_releases: int = 0
     children_started: int = 0
     stopped: bool = False
@@ -252,6 +272,11 @@ class StarterState:
         """Whether ``holder`` holds any reference (the owner's included)."""
         return (self.owner_holds and holder == self.owner) or any(h == holder for h, _ in self.refs)
 
+    def size(self) -> int:
+        """How many entries the state keeps: references, marks and monitors. Bounded by the
+        live holders and the references held (a regression test checks it)."""
+        return len(self.refs) + len(self.released_hw) + len(self.monitored)
+
     def statistics(self) -> StarterStatistics:
         """This state as a ``StarterStatistics`` value."""
         return StarterStatistics(
@@ -259,6 +284,8 @@ class StarterState:
             owner_holds=self.owner_holds,
             holders=self.holders,
             references=dict(self.refs),
+            marks=dict(self.released_hw),
+            monitored=self.monitored,
             spurious_releases=self.spurious_releases,
             children_started=self.children_started,
             stopped=self.stopped,
@@ -268,18 +295,16 @@ class StarterState:
         """Raise ``AssertionError`` if the state breaks one of its invariants."""
         if not self.stopped:
             assert self.owner_holds or self.refs, f"empty reference list but not stopping: {self!r}"
-            assert self.monitored == self.holders, (
-                f"monitored {set(self.monitored)} != holders {set(self.holders)}"
+            watched = self.holders | self.released_hw.keys()
+            assert self.monitored == watched, (
+                f"monitored {set(self.monitored)} != holders and marked holders {set(watched)}"
             )
+            for holder in self.released_hw:
+                assert holder in self.monitored, f"mark kept for unwatched holder {holder}"
         for (holder, key), seq in self.refs.items():
             assert type(seq) is int and seq >= 0, f"bad seq {seq!r} for {(holder, key)!r}"
-            assert holder not in self.dead, f"dead holder {holder} still holds {key!r}"
-            assert seq > self.released.get((holder, key), -1), (
-                f"{(holder, key)!r} holds seq {seq} at or below its tombstone"
-            )
-        assert not (self.owner_holds and self.owner in self.dead), "a dead owner still holds"
-        for holder, _ in self.released:
-            assert holder not in self.dead, f"tombstone kept for dead holder {holder}"
+        for holder, mark in self.released_hw.items():
+            assert type(mark) is int and mark >= 0, f"bad mark {mark!r} for {holder}"
         assert self.spurious_releases >= 0 and self.children_started >= 0
 
 
@@ -291,9 +316,8 @@ def _evolve(state: StarterState, **changes: Any) -> StarterState:
         get("owner", state.owner),
         get("owner_holds", state.owner_holds),
         get("refs", state.refs),
-        get("released", state.released),
+        get("released_hw", state.released_hw),
         get("monitored", state.monitored),
-        get("dead", state.dead),
         get("spurious_releases", state.spurious_releases),
         get("children_started", state.children_started),
         get("stopped", state.stopped),
@@ -319,8 +343,8 @@ def step(state: StarterState, event: Event) -> tuple[StarterState, tuple[Command
     """Apply one event; return the next state and the commands to perform, in order.
 
     Acquire and release are idempotent; a refused request changes nothing but is answered.
-    Once the reference list is empty the starter stops (``Stop(Normal())``), and every later
-    request is refused with ``Refusal.STOPPED``.
+    Once the reference list is empty the starter stops (``Stop(Normal())``); the process
+    exits there, so ``Refusal.STOPPED``, the answer of a stopped state, reaches no caller.
     """
     match event:
         case Acquire(holder, key, seq):
@@ -354,31 +378,29 @@ def _acquire(
 ) -> tuple[StarterState, tuple[Command, ...]]:
     if state.stopped:
         return state, _refuse(Refusal.STOPPED)
-    if holder in state.dead:
-        # A late acquire from a holder seen down must not resurrect a reference: it would
-        # never be released, and the starter would leak.
-        return state, _refuse(Refusal.HOLDER_DOWN)
     ref_key = (holder, key)
-    if seq <= state.released.get(ref_key, -1):
-        return state, _refuse(Refusal.RELEASED)
     held = state.refs.get(ref_key)
     if held == seq:
         return state, (ReplyAcquired(holder, key, seq),)  # a duplicate: answered again
+    if seq <= state.released_hw.get(holder, -1):
+        # This holder has released this seq or a later one, and it acquires one reference at
+        # a time: a late duplicate. Granting it would hold a reference nobody will release.
+        return state, _refuse(Refusal.RELEASED)
     if held is not None and held > seq:
         return state, _refuse(Refusal.SUPERSEDED)
+    # A held older seq is replaced: the holder deleted and re-added the spec before its
+    # release arrived (one spec per key); that release will be counted as spurious.
     refs = dict(state.refs)
     refs[ref_key] = seq
-    released = state.released
-    if held is not None:
-        # The holder deleted and re-added the spec before its release arrived: one spec per
-        # key, so the older reference is done; its release will be counted as spurious.
-        released = {**released, ref_key: held}
     commands: tuple[Command, ...] = ()
     monitored = state.monitored
     if holder not in monitored:
+        # A holder that is already dead (a late acquire after its Down, which dropped its
+        # mark) is granted too: monitoring a dead pid delivers its Down at once, and that
+        # Down drops the reference again. No record of dead holders is needed.
         monitored = monitored | {holder}
         commands = (Monitor(holder),)
-    new = _evolve(state, refs=refs, released=released, monitored=monitored)
+    new = _evolve(state, refs=refs, monitored=monitored)
     return new, (*commands, ReplyAcquired(holder, key, seq))
 
 
@@ -389,29 +411,32 @@ def _release(
         return state, ()
     ref_key = (holder, key)
     if state.refs.get(ref_key) != seq:
-        # Not held, or another seq: a duplicate, a retry, or a release from a holder seen
-        # down. It changes no reference. For a reference not held, the tombstone keeps a
-        # later-arriving acquire of this seq from resurrecting what its holder gave up.
-        released = state.released
-        if ref_key not in state.refs and holder not in state.dead and seq > released.get(ref_key, -1):
-            released = {**released, ref_key: seq}
-        return _evolve(state, released=released, spurious_releases=state.spurious_releases + 1), ()
+        # Not held, or another seq: a duplicate, a superseded reference, a release from a
+        # holder seen down, or junk from any process. It changes nothing and leaves no trace
+        # (a trace per junk release would grow without bound): a release is only sent after
+        # its acquire was answered, so no acquire of it can still be on its way, except a
+        # duplicate, which the mark of the release that did match refuses.
+        return _evolve(state, spurious_releases=state.spurious_releases + 1), ()
     refs = dict(state.refs)
     del refs[ref_key]
-    released = {**state.released, ref_key: seq}
-    return _settle(_evolve(state, refs=refs, released=released), holder)
+    marks = state.released_hw
+    if seq > marks.get(holder, -1):
+        marks = {**marks, holder: seq}
+    # The holder stays watched (its mark lives until its Down), so no Demonitor here.
+    return _stop_if_empty(_evolve(state, refs=refs, released_hw=marks), ())
 
 
 def _holder_down(state: StarterState, holder: Pid) -> tuple[StarterState, tuple[Command, ...]]:
     if state.stopped:
         return state, ()
     refs = {ref_key: seq for ref_key, seq in state.refs.items() if ref_key[0] != holder}
-    released = {ref_key: seq for ref_key, seq in state.released.items() if ref_key[0] != holder}
+    marks = state.released_hw
+    if holder in marks:
+        marks = {h: mark for h, mark in marks.items() if h != holder}
     new = _evolve(
         state,
         refs=refs,
-        released=released,
-        dead=state.dead | {holder},
+        released_hw=marks,
         monitored=state.monitored - {holder},  # the monitor has fired: nothing to undo
         owner_holds=state.owner_holds and holder != state.owner,
     )
@@ -426,7 +451,14 @@ def _owner_release(state: StarterState, sender: Pid) -> tuple[StarterState, tupl
         return new, _refuse(Refusal.NOT_OWNER)
     if not state.owner_holds:
         return _evolve(state, spurious_releases=state.spurious_releases + 1), (ReplyReleased(),)
-    new, commands = _settle(_evolve(state, owner_holds=False), sender)
+    new = _evolve(state, owner_holds=False)
+    commands: tuple[Command, ...] = ()
+    if new.refs and not new.holds(sender) and sender not in new.released_hw:
+        # The owner held only its own reference: nothing is left to watch it for. (When the
+        # list is now empty the starter stops, and its exit drops every monitor it holds.)
+        new = _evolve(new, monitored=new.monitored - {sender})
+        commands = (Demonitor(sender),)
+    new, commands = _stop_if_empty(new, commands)
     # The reply goes first: the owner hears back before the starter stops.
     return new, (ReplyReleased(), *commands)
 
@@ -436,26 +468,12 @@ def _start(
 ) -> tuple[StarterState, tuple[Command, ...]]:
     if state.stopped:
         return state, _refuse(Refusal.STOPPED)
-    if holder in state.dead:
-        return state, _refuse(Refusal.HOLDER_DOWN)
     if state.refs.get((holder, key)) != seq:
         return state, _refuse(Refusal.NOT_HOLDER)
     # The requester holds a reference, so the list is not empty and the starter cannot stop
     # while this start is in flight (the Cloud Haskell hang, section 2.3 of the background).
     new = _evolve(state, children_started=state.children_started + 1)
     return new, (SpawnChild(holder, key, seq, ref),)
-
-
-def _settle(state: StarterState, holder: Pid) -> tuple[StarterState, tuple[Command, ...]]:
-    """After ``holder`` gave up a reference: drop its monitor if it holds none, maybe stop."""
-    if not state.owner_holds and not state.refs:
-        # Stopping: the starter's exit drops every monitor it holds, no Demonitor needed.
-        return _stop_if_empty(state, ())
-    commands: tuple[Command, ...] = ()
-    if holder in state.monitored and not state.holds(holder):
-        state = _evolve(state, monitored=state.monitored - {holder})
-        commands = (Demonitor(holder),)
-    return _stop_if_empty(state, commands)
 
 
 def _stop_if_empty(

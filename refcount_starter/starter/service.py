@@ -27,6 +27,7 @@ from .protocol import (
     HolderDown,
     Monitor,
     OwnerRelease,
+    Refusal,
     Release,
     ReplyAcquired,
     ReplyRefused,
@@ -131,7 +132,10 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
                 p.reply(message, state.statistics())
                 continue
             if type(request) is AcquireAndStart:
-                state = driver.acquire_and_start(state, message, request)
+                if _malformed(request):
+                    driver.refuse_malformed(message)
+                else:
+                    state = driver.acquire_and_start(state, message, request)
                 continue
         event = driver.to_event(message)
         if event is None:
@@ -156,9 +160,14 @@ class _Driver:
         kind = type(message)
         if kind is Call:
             request = message.request
-            if type(request) is AcquireRef:
-                return Acquire(message.sender, request.key, request.seq)
-            if type(request) is StartChild:
+            if type(request) is AcquireRef or type(request) is StartChild:
+                # A request from another node (or a hand-made one) may carry anything: one
+                # holder's bad request must not crash the starter every holder shares.
+                if _malformed(request):
+                    self.refuse_malformed(message)
+                    return None
+                if isinstance(request, AcquireRef):
+                    return Acquire(message.sender, request.key, request.seq)
                 return StartRequest(message.sender, request.key, request.seq, request.ref)
             if type(request) is ReleaseOwnerRef:
                 return OwnerRelease(message.sender)
@@ -182,6 +191,11 @@ class _Driver:
             return HolderDown(holder)
         _log.debug("starter %s: ignored %r", self.p.pid, message)
         return None
+
+    def refuse_malformed(self, call: Call) -> None:
+        """Answer a malformed request with ``Refusal.MALFORMED``; the state is unchanged."""
+        _log.warning("starter %s: malformed request %r from %s", self.p.pid, call.request, call.sender)
+        self.p.reply(call, ReplyRefused(Refusal.MALFORMED))
 
     def acquire_and_start(self, state: StarterState, call: Call, request: AcquireAndStart) -> StarterState:
         """Step ``Acquire`` then, if it was granted, ``StartRequest``; one reply in all."""
@@ -224,6 +238,15 @@ class _Driver:
                 raise ProcessExit(reason)
             case _:
                 assert_never(command)
+
+
+def _malformed(request: AcquireRef | StartChild | AcquireAndStart) -> bool:
+    """Whether a request's fields are of the wrong types (a bool is no seq)."""
+    if type(request.key) is not str or type(request.seq) is not int or request.seq < 0:
+        return True
+    if isinstance(request, AcquireRef):
+        return False
+    return type(request.ref) is not Ref
 
 
 def _release_detail(reason: object) -> tuple[str, int] | None:

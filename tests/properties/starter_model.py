@@ -4,7 +4,12 @@ The world is a value: the starter's state (behind an ``Impl``: the real ``step``
 counter kept here to show that the properties catch it), the parties (the owner, index 0,
 and the supervisors that hold copies of the spec), one slot per (holder, child key) spec
 copy, and the messages in flight as a bag, so any of them can be delivered next
-(reordering). Faults, each with a budget: duplicate a message, drop one, crash a party.
+(reordering). Faults, each with a budget: duplicate a message, drop one, crash a party,
+forge a start (a party asks to start a child it never acquired: it must be refused).
+
+Seqs come from one counter for the whole world (the client's counter is one per OS process),
+and a party makes one call at a time (a supervisor awaits each call in its loop), so each
+party's seqs grow: the starter's per-holder mark relies on exactly that.
 
 A dropped message is a lost session, as the transport promises (DESIGN section 6): every
 message in flight between that party and the starter is lost with it, the party learns
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
 from typing import Any, NamedTuple, Protocol
+
+import attrs
 
 from refcount_starter.runtime.pid import Pid, Ref
 from refcount_starter.starter import protocol as proto
@@ -83,14 +90,34 @@ class RealProtocol:
         return (
             state.owner_holds,
             tuple(sorted(state.refs.items())),
-            tuple(sorted(state.released.items())),
+            tuple(sorted(state.released_hw.items())),
             state.monitored,
-            state.dead,
             state.stopped,
         )
 
     def check(self, state: Any) -> None:
         state.check_invariants()
+
+
+class IgnoresMarks(RealProtocol):
+    """A mutant: the real protocol, except that an acquire at or below its holder's mark is
+    granted (as if the marks were not kept). The searches must catch it."""
+
+    def step(self, state: Any, event: proto.Event) -> tuple[Any, tuple[proto.Command, ...]]:
+        if isinstance(event, proto.Acquire):
+            new, commands = proto.step(attrs.evolve(state, released_hw={}), event)
+            return attrs.evolve(new, released_hw=state.released_hw), commands
+        return proto.step(state, event)
+
+
+class AnyoneStarts(RealProtocol):
+    """A mutant: the real protocol, except that any start request is served. The forged
+    starts must catch it."""
+
+    def step(self, state: Any, event: proto.Event) -> tuple[Any, tuple[proto.Command, ...]]:
+        if isinstance(event, proto.StartRequest) and not state.stopped:
+            return state, (proto.SpawnChild(event.holder, event.key, event.seq, event.ref),)
+        return proto.step(state, event)
 
 
 class NaiveCounter:
@@ -134,7 +161,8 @@ class Slot(NamedTuple):
 
 
 # A message: (kind, party, slot index or -1, seq). Kinds to the starter: acq, rel, start,
-# orel, down; to a party: ack, nack, started, nstart, oreleased.
+# fstart (a forged start), orel, down; to a party: ack, nack, started, nstart, oreleased,
+# fanswer (the answer to a forged start, ignored).
 Msg = tuple[str, int, int, int]
 
 
@@ -152,6 +180,8 @@ class World(NamedTuple):
     retries: int
     readds: int
     starts: int
+    forgeries: int
+    next_seq: int
     violation: str
 
 
@@ -166,6 +196,7 @@ def new_world(
     retries: int = 0,
     readds: int = 0,
     starts: int = 0,
+    forgeries: int = 0,
 ) -> World:
     state, commands = impl.initial(pid(OWNER))
     world = World(
@@ -174,7 +205,7 @@ def new_world(
         watched=frozenset(),
         parties=(LIVE,) * (holders + 1),
         owner=O_HOLDING,
-        slots=tuple(Slot(h, k, COPY, 1) for h, k in slots),
+        slots=tuple(Slot(h, k, COPY, 0) for h, k in slots),
         net=(),
         dups=dups,
         drops=drops,
@@ -182,6 +213,8 @@ def new_world(
         retries=retries,
         readds=readds,
         starts=starts,
+        forgeries=forgeries,
+        next_seq=1,
         violation="",
     )
     return _perform(impl, world, commands, None)
@@ -196,7 +229,7 @@ def add_slot(world: World, holder: int, key: str) -> World:
     """``holder`` receives a copy of the spec for ``key`` (once per holder and key)."""
     if any(s.holder == holder and s.key == key for s in world.slots):
         return world
-    return world._replace(slots=(*world.slots, Slot(holder, key, COPY, 1)))
+    return world._replace(slots=(*world.slots, Slot(holder, key, COPY, 0)))
 
 
 def key(impl: Impl, world: World) -> Hashable:
@@ -221,7 +254,16 @@ def _party_index(p: Pid) -> int:
 
 
 def _to_starter(kind: str) -> bool:
-    return kind in ("acq", "rel", "start", "orel", "down")
+    return kind in ("acq", "rel", "start", "fstart", "orel", "down")
+
+
+#: The answer a caller gets when its call is refused (or the starter is gone).
+_REFUSED = {"acq": "nack", "start": "nstart", "fstart": "fanswer", "orel": "oreleased"}
+
+
+def _busy(world: World, party: int) -> bool:
+    """Whether ``party`` waits for the answer to a call (it makes one at a time)."""
+    return any(s.holder == party and s.phase in WAITING for s in world.slots)
 
 
 def _perform(impl: Impl, world: World, commands: tuple[proto.Command, ...], msg: Msg | None) -> World:
@@ -242,14 +284,14 @@ def _perform(impl: Impl, world: World, commands: tuple[proto.Command, ...], msg:
                 world = _send(world, ("ack", msg[1], msg[2], msg[3]))
             case proto.ReplyRefused():
                 assert msg is not None
-                answer = {"acq": "nack", "start": "nstart", "orel": "oreleased"}[msg[0]]
-                world = _send(world, (answer, msg[1], msg[2], msg[3]))
+                world = _send(world, (_REFUSED[msg[0]], msg[1], msg[2], msg[3]))
             case proto.ReplyReleased():
                 assert msg is not None
                 world = _send(world, ("oreleased", msg[1], -1, 0))
             case proto.SpawnChild():
                 assert msg is not None
-                world = _send(world, ("started", msg[1], msg[2], msg[3]))
+                answer = "started" if msg[0] == "start" else "fanswer"
+                world = _send(world, (answer, msg[1], msg[2], msg[3]))
             case proto.Stop():
                 world = world._replace(alive=False, watched=frozenset())
             case _:
@@ -264,7 +306,7 @@ def _event(world: World, msg: Msg) -> proto.Event:
         return proto.Acquire(pid(party), key, seq)
     if kind == "rel":
         return proto.Release(pid(party), key, seq)
-    if kind == "start":
+    if kind in ("start", "fstart"):
         return proto.StartRequest(pid(party), key, seq, REF)
     if kind == "orel":
         return proto.OwnerRelease(pid(party))
@@ -276,17 +318,22 @@ def _at_starter(impl: Impl, world: World, msg: Msg) -> World:
     kind, party, slot, seq = msg
     if not world.alive:
         # The caller's monitor answers for a dead starter (NoProc); signals go nowhere.
-        answer = {"acq": "nack", "start": "nstart", "orel": "oreleased"}.get(kind)
+        answer = _REFUSED.get(kind)
         return _send(world, (answer, party, slot, seq)) if answer else world
     if kind == "down":
         world = world._replace(watched=world.watched - {party})
-    if kind == "start" and world.parties[party] == LIVE and world.slots[slot][2:] == (STARTING, seq):
+    state, commands = impl.step(world.state, _event(world, msg))
+    current = world.parties[party] == LIVE and slot >= 0 and world.slots[slot][2:]
+    if kind == "start" and current == (STARTING, seq):
         # A start from a holder that still holds must never be refused (or hang).
-        state, commands = impl.step(world.state, _event(world, msg))
         if not any(isinstance(c, proto.SpawnChild) for c in commands):
             world = world._replace(violation=f"start of live holder {party} refused: {commands}")
-    else:
-        state, commands = impl.step(world.state, _event(world, msg))
+    elif kind == "acq" and current == (ACQUIRING, seq):
+        # The acquire a live supervisor is waiting for is never stale: never refused.
+        if any(isinstance(c, proto.ReplyRefused) for c in commands):
+            world = world._replace(violation=f"current acquire of live holder {party} refused: {commands}")
+    elif kind == "fstart" and any(isinstance(c, proto.SpawnChild) for c in commands):
+        world = world._replace(violation=f"forged start of non-holder {party} served: {commands}")
     world = world._replace(state=state)
     world = _perform(impl, world, commands, msg)
     return world._replace(alive=impl.alive(world.state) and world.alive)
@@ -298,6 +345,8 @@ def _at_party(world: World, msg: Msg) -> World:
         return world
     if kind == "oreleased":
         return world._replace(owner=O_RELEASED) if world.owner == O_RELEASING else world
+    if kind == "fanswer":
+        return world
     phase, held_seq = world.slots[slot][2:]
     if held_seq != seq:
         return world  # an answer to an older request
@@ -337,9 +386,11 @@ def _cut(impl: Impl, world: World, party: int) -> World:
 def add(world: World, slot: int) -> World | None:
     """A supervisor adds its copy of the spec: it acquires a reference."""
     s = world.slots[slot]
-    if s.phase != COPY or world.parties[s.holder] != LIVE:
+    if s.phase != COPY or world.parties[s.holder] != LIVE or _busy(world, s.holder):
         return None
-    return _send(_set_slot(world, slot, phase=ACQUIRING), ("acq", s.holder, slot, s.seq))
+    seq = world.next_seq
+    world = _set_slot(world._replace(next_seq=seq + 1), slot, phase=ACQUIRING, seq=seq)
+    return _send(world, ("acq", s.holder, slot, seq))
 
 
 def retry_acquire(world: World, slot: int) -> World | None:
@@ -355,6 +406,8 @@ def start(world: World, slot: int) -> World | None:
     s = world.slots[slot]
     if s.phase not in (HOLDING, RUNNING) or world.starts == 0 or world.parties[s.holder] != LIVE:
         return None
+    if _busy(world, s.holder):
+        return None
     world = world._replace(starts=world.starts - 1)
     return _send(_set_slot(world, slot, phase=STARTING), ("start", s.holder, slot, s.seq))
 
@@ -362,7 +415,7 @@ def start(world: World, slot: int) -> World | None:
 def delete(world: World, slot: int) -> World | None:
     """A holder deletes its spec: the release signal ``Shutdown((key, seq))``."""
     s = world.slots[slot]
-    if s.phase not in (HOLDING, RUNNING) or world.parties[s.holder] != LIVE:
+    if s.phase not in (HOLDING, RUNNING) or world.parties[s.holder] != LIVE or _busy(world, s.holder):
         return None
     return _send(_set_slot(world, slot, phase=RELEASED), ("rel", s.holder, slot, s.seq))
 
@@ -380,8 +433,21 @@ def readd(world: World, slot: int) -> World | None:
     s = world.slots[slot]
     if s.phase not in (RELEASED, FAILED, LOST) or world.readds == 0 or world.parties[s.holder] != LIVE:
         return None
-    world = _set_slot(world._replace(readds=world.readds - 1), slot, phase=ACQUIRING, seq=s.seq + 1)
-    return _send(world, ("acq", s.holder, slot, s.seq + 1))
+    if _busy(world, s.holder):
+        return None
+    seq = world.next_seq
+    world = world._replace(readds=world.readds - 1, next_seq=seq + 1)
+    return _send(_set_slot(world, slot, phase=ACQUIRING, seq=seq), ("acq", s.holder, slot, seq))
+
+
+def forge_start(world: World, party: int, slot: int) -> World | None:
+    """``party`` asks to start the child of ``slot`` with a seq it never acquired: another
+    holder's seq, or 0 (never issued) for its own slot. The starter must refuse it."""
+    s = world.slots[slot]
+    if world.forgeries == 0 or world.parties[party] != LIVE:
+        return None
+    seq = s.seq if party != s.holder else 0
+    return _send(world._replace(forgeries=world.forgeries - 1), ("fstart", party, slot, seq))
 
 
 def owner_release(world: World) -> World | None:
@@ -476,6 +542,11 @@ def successors(impl: Impl, world: World) -> Iterator[tuple[str, World]]:
             nxt = action(world, index)
             if nxt is not None:
                 yield f"{who} {name}", nxt
+    if world.forgeries:
+        for party in range(len(world.parties)):
+            for index in range(len(world.slots)):
+                if (nxt := forge_start(world, party, index)) is not None:
+                    yield f"{'owner' if party == OWNER else f'H{party}'} FORGES start of slot {index}", nxt
     nxt = owner_release(world)
     if nxt is not None:
         yield "owner release", nxt
@@ -496,7 +567,7 @@ def successors(impl: Impl, world: World) -> Iterator[tuple[str, World]]:
 
 def settle(impl: Impl, world: World) -> World:
     """Drive to quiescence without faults: every live party finishes, every message arrives."""
-    world = world._replace(dups=0, drops=0, crashes=0, retries=0, readds=0, starts=0)
+    world = world._replace(dups=0, drops=0, crashes=0, retries=0, readds=0, starts=0, forgeries=0)
     for _ in range(10_000):
         progressed = False
         if (nxt := owner_release(world)) is not None:

@@ -1,7 +1,7 @@
 """Every interleaving of a small configuration, over the real ``step`` (an explicit BFS).
 
 Two supervisors, two child keys and the owner, with a fault budget of one of each kind
-(a duplicate, a drop that ends a session, a crash, a retried request). Every
+(a duplicate, a drop that ends a session, a crash, a retried request, a forged start). Every
 state reached is checked for S1 and S2; every state where nothing can happen any more is
 checked for L1 and for calls left unanswered.
 """
@@ -100,3 +100,28 @@ def test_a_naive_counter_fails_the_exhaustive_search() -> None:
     assert outcome.violation is not None
     assert outcome.violation.startswith(("S1", "L1")), report(outcome)
     assert outcome.trace
+
+
+def test_a_holder_with_two_keys_under_one_mark_is_safe() -> None:
+    """One holder with two keys (one mark for both) and a second holder, with a duplicate, keep S1, S2 and L1."""
+    outcome = explore(m.RealProtocol(), slots=SLOTS, max_states=200_000, dups=1)
+    assert outcome.violation is None, report(outcome)
+
+
+def test_forged_starts_are_refused() -> None:
+    """A start for a seq the requester never acquired is refused in every interleaving, crashes included."""
+    outcome = explore(m.RealProtocol(), slots=TWO_KEYS, max_states=200_000, forgeries=1, crashes=1)
+    assert outcome.violation is None, report(outcome)
+
+
+def test_the_search_catches_an_acquire_granted_at_or_below_the_mark() -> None:
+    """Mutation check: a starter that grants a late duplicate acquire (seq <= mark) leaks, and the search says so."""
+    outcome = explore(m.IgnoresMarks(), slots=TWO_KEYS, dups=1)
+    assert outcome.violation is not None and outcome.violation.startswith("L1"), report(outcome)
+    assert any(label.startswith("DUPLICATE acq") for label in outcome.trace)
+
+
+def test_the_search_catches_a_starter_that_serves_non_holders() -> None:
+    """Mutation check: a starter that serves any start request is caught by a forged start."""
+    outcome = explore(m.AnyoneStarts(), slots=TWO_KEYS, forgeries=1)
+    assert outcome.violation is not None and outcome.violation.startswith("forged start"), report(outcome)

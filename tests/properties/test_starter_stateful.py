@@ -1,7 +1,8 @@
 """A Hypothesis state machine over the pure protocol, with an explicit adversarial network.
 
 Supervisors join (a ``Bundle``), receive copies of the spec, add, start, delete, retry,
-re-add and crash; the owner releases or crashes; the network delivers any message in
+re-add and crash; any party forges a start for a seq it never acquired (it must be
+refused); the owner releases or crashes; the network delivers any message in
 flight, duplicates one, or drops one (ending that party's session). S1 and S2 are checked
 after every step; the teardown drives the system to quiescence and checks L1.
 """
@@ -42,11 +43,14 @@ class StarterMachine(RuleBasedStateMachine):
     """The real protocol under an adversarial network."""
 
     impl: m.Impl = m.RealProtocol()
+    forgeries = 3
     holders = Bundle("holders")
 
     def __init__(self) -> None:
         super().__init__()
-        self.world = m.new_world(self.impl, dups=4, drops=2, crashes=2, retries=6, readds=6, starts=20)
+        self.world = m.new_world(
+            self.impl, dups=4, drops=2, crashes=2, retries=6, readds=6, starts=20, forgeries=self.forgeries
+        )
 
     def _apply(self, world: m.World | None) -> None:
         if world is not None:
@@ -78,6 +82,11 @@ class StarterMachine(RuleBasedStateMachine):
         if enabled:
             self.world = enabled[data.draw(st.sampled_from(sorted(enabled)), label="action")]
 
+    @precondition(lambda self: self.world.slots)
+    @rule(party=holders | st.just(m.OWNER), index=st.integers(min_value=0, max_value=7))
+    def forge_a_start(self, party: int, index: int) -> None:
+        self._apply(m.forge_start(self.world, party, index % len(self.world.slots)))
+
     @rule()
     def owner_releases(self) -> None:
         self._apply(m.owner_release(self.world))
@@ -106,9 +115,23 @@ class StarterMachine(RuleBasedStateMachine):
 
 
 class NaiveMachine(StarterMachine):
-    """The same machine over a bare integer count."""
+    """The same machine over a bare integer count (no forged starts: a bare count serves
+    them all, and the point here is S1 and L1)."""
 
     impl = m.NaiveCounter()
+    forgeries = 0
+
+
+class IgnoresMarksMachine(StarterMachine):
+    """The same machine over a mutant that grants acquires at or below the holder's mark."""
+
+    impl = m.IgnoresMarks()
+
+
+class AnyoneStartsMachine(StarterMachine):
+    """The same machine over a mutant that serves any start request."""
+
+    impl = m.AnyoneStarts()
 
 
 SETTINGS = settings(
@@ -132,3 +155,15 @@ def test_the_state_machine_finds_the_naive_counter_broken() -> None:
     naive = settings(SETTINGS, phases=[Phase.explicit, Phase.generate, Phase.shrink])
     with pytest.raises(AssertionError, match=r"S1|L1"):
         run_state_machine_as_test(NaiveMachine, settings=naive)
+
+
+@pytest.mark.parametrize(
+    ("machine", "found"),
+    [(IgnoresMarksMachine, r"L1"), (AnyoneStartsMachine, r"forged start")],
+    ids=["acquire-below-mark", "non-holder-start"],
+)
+def test_the_state_machine_finds_the_mutants_broken(machine: type[StarterMachine], found: str) -> None:
+    """Mutation check: the machine finds a counterexample for each mutant of the protocol."""
+    mutant = settings(SETTINGS, phases=[Phase.explicit, Phase.generate])
+    with pytest.raises(AssertionError, match=found):
+        run_state_machine_as_test(machine, settings=mutant)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import attrs
+
 from refcount_starter.runtime.pid import Pid, Ref
 from refcount_starter.runtime.reasons import Normal, Shutdown
 from refcount_starter.starter.protocol import (
@@ -83,11 +87,42 @@ def test_duplicate_acquire_is_answered_and_changes_nothing() -> None:
     assert commands == (ReplyAcquired(SUP_A, "db", 1),)
 
 
-def test_release_drops_the_reference_and_the_monitor() -> None:
-    """Releasing a holder's last reference drops it and its monitor."""
+def test_release_drops_the_reference_and_keeps_the_holder_watched_with_its_mark() -> None:
+    """Releasing a holder's last reference drops it, raises its mark, and keeps its monitor."""
     state, commands = run(held_by_a(), Release(SUP_A, "db", 1))
     assert not state.refs and not state.stopped
-    assert commands == [Demonitor(SUP_A)]
+    assert commands == []
+    assert state.released_hw == {SUP_A: 1} and state.monitored == {OWNER, SUP_A}
+
+
+def test_a_mark_refuses_every_earlier_seq_of_its_holder_for_any_key() -> None:
+    """After a release of seq 5, any acquire of that holder at or below 5 is refused, whatever its key."""
+    state, _ = run(fresh(), Acquire(SUP_A, "db", 5), Release(SUP_A, "db", 5))
+    for key, seq in (("db", 5), ("db", 4), ("cache", 3), ("cache", 5)):
+        again, commands = step(state, Acquire(SUP_A, key, seq))
+        assert again == state and commands == (ReplyRefused(Refusal.RELEASED),)
+    state, commands = run(state, Acquire(SUP_A, "cache", 6))
+    assert commands == [ReplyAcquired(SUP_A, "cache", 6)]
+
+
+def test_a_mark_does_not_touch_a_reference_still_held_below_it() -> None:
+    """A holder with two keys keeps its older reference, and its duplicates, when it releases a newer one."""
+    state, _ = run(fresh(), Acquire(SUP_A, "db", 1), Acquire(SUP_A, "cache", 2), Release(SUP_A, "cache", 2))
+    assert state.refs == {(SUP_A, "db"): 1} and state.released_hw == {SUP_A: 2}
+    again, commands = step(state, Acquire(SUP_A, "db", 1))
+    assert again == state and commands == (ReplyAcquired(SUP_A, "db", 1),)
+    _, commands = step(state, StartRequest(SUP_A, "db", 1, REF))
+    assert commands == (SpawnChild(SUP_A, "db", 1, REF),)
+
+
+def test_a_release_that_matches_nothing_leaves_no_trace() -> None:
+    """A junk release from any process (not even watched) changes nothing but the spurious counter."""
+    state = held_by_a()
+    after, commands = run(
+        state, Release(SUP_B, "junk", 1), Release(SUP_A, "junk", 9), Release(SUP_A, "db", 2)
+    )
+    assert commands == []
+    assert after == attrs.evolve(state, spurious_releases=3)
 
 
 def test_releasing_twice_changes_nothing_the_second_time() -> None:
@@ -132,7 +167,7 @@ def test_newer_acquire_before_older_release_supersedes_it() -> None:
     assert state.refs == {(SUP_A, "db"): 2}
     assert state.spurious_releases == 1
     _, commands = step(state, Acquire(SUP_A, "db", 1))
-    assert commands == (ReplyRefused(Refusal.RELEASED),)
+    assert commands == (ReplyRefused(Refusal.SUPERSEDED),)
 
 
 def test_older_acquire_after_newer_is_refused() -> None:
@@ -142,25 +177,44 @@ def test_older_acquire_after_newer_is_refused() -> None:
     assert again == state and commands == (ReplyRefused(Refusal.SUPERSEDED),)
 
 
-def test_holder_down_drops_all_its_references() -> None:
-    """A holder's Down drops every reference it held and remembers it as dead."""
-    state, commands = run(held_by_a(), Acquire(SUP_A, "cache", 1), Acquire(SUP_B, "db", 1), HolderDown(SUP_A))
+def test_holder_down_drops_all_its_references_and_its_mark() -> None:
+    """A holder's Down drops every reference it held and its mark, and remembers nothing of it."""
+    state, commands = run(
+        held_by_a(),
+        Acquire(SUP_A, "cache", 2),
+        Release(SUP_A, "cache", 2),
+        Acquire(SUP_B, "db", 1),
+        HolderDown(SUP_A),
+    )
     assert state.refs == {(SUP_B, "db"): 1}
-    assert SUP_A in state.dead and SUP_A not in state.monitored
+    assert SUP_A not in state.monitored and SUP_A not in state.released_hw
     assert Demonitor(SUP_A) not in commands
 
 
-def test_late_acquire_from_a_dead_holder_is_refused() -> None:
-    """An acquire that arrives after its holder's Down is refused (tombstone)."""
-    state, commands = run(fresh(), HolderDown(SUP_A), Acquire(SUP_A, "db", 1))
-    assert commands == [ReplyRefused(Refusal.HOLDER_DOWN)]
-    assert not state.refs
+def test_late_acquire_from_a_dead_holder_is_dropped_by_its_own_down() -> None:
+    """An acquire that arrives after its holder's Down is granted and watched; the Down that
+    monitoring a dead pid delivers at once drops it again (no record of dead holders needed)."""
+    state, commands = run(held_by_a(), HolderDown(SUP_A), Acquire(SUP_A, "cache", 2))
+    assert commands == [Monitor(SUP_A), ReplyAcquired(SUP_A, "cache", 2)]
+    state, _ = run(state, HolderDown(SUP_A))
+    assert not state.refs and state.monitored == {OWNER} and not state.released_hw
 
 
 def test_release_from_a_dead_holder_is_spurious() -> None:
-    """A release that arrives after its holder's Down changes nothing."""
+    """A release that arrives after its holder's Down changes nothing and leaves no mark."""
     state, _ = run(held_by_a(), HolderDown(SUP_A), Release(SUP_A, "db", 1))
-    assert state.spurious_releases == 1 and not state.refs and not state.released
+    assert state.spurious_releases == 1 and not state.refs and not state.released_hw
+
+
+def test_a_holder_seen_down_falsely_can_acquire_again() -> None:
+    """A live supervisor whose Down was false (a partition) is not banned: a new acquire is granted."""
+    state, _ = run(held_by_a(), Acquire(SUP_B, "db", 1), HolderDown(SUP_A))
+    _, commands = run(state, StartRequest(SUP_A, "db", 1, REF))
+    assert commands == [ReplyRefused(Refusal.NOT_HOLDER)]
+    state, commands = run(
+        state, Release(SUP_A, "db", 1), Acquire(SUP_A, "db", 2), StartRequest(SUP_A, "db", 2, REF)
+    )
+    assert commands == [Monitor(SUP_A), ReplyAcquired(SUP_A, "db", 2), SpawnChild(SUP_A, "db", 2, REF)]
 
 
 def test_owner_release_keeps_the_starter_while_a_supervisor_holds_it() -> None:
@@ -229,9 +283,9 @@ def test_start_request_from_a_non_holder_is_refused() -> None:
 
 
 def test_start_request_after_holder_down_is_refused() -> None:
-    """A holder seen down (a false Down, say) cannot start children any more."""
+    """A holder seen down (a false Down, say) cannot start the child of a dropped reference."""
     _, commands = run(held_by_a(), HolderDown(SUP_A), StartRequest(SUP_A, "db", 1, REF))
-    assert commands[-1] == ReplyRefused(Refusal.HOLDER_DOWN)
+    assert commands[-1] == ReplyRefused(Refusal.NOT_HOLDER)
 
 
 def test_a_stopped_starter_refuses_everything() -> None:
@@ -268,6 +322,9 @@ def test_statistics_reflect_the_state() -> None:
     assert stats.holders == {OWNER, SUP_A}
     assert stats.references == {(SUP_A, "db"): 1}
     assert (stats.spurious_releases, stats.children_started, stats.stopped) == (1, 1, False)
+    assert stats.marks == {} and stats.monitored == {OWNER, SUP_A}
+    stats = run(state, Release(SUP_A, "db", 1))[0].statistics()
+    assert stats.marks == {SUP_A: 1} and stats.monitored == {OWNER, SUP_A}
 
 
 def test_evolve_keeps_every_field_of_the_state() -> None:
@@ -281,3 +338,40 @@ def test_evolve_keeps_every_field_of_the_state() -> None:
     for field in attrs.fields(StarterState):
         marker = object()
         assert _evolve(state, **{field.name: marker}) == attrs.evolve(state, **{field.name: marker})
+
+
+CYCLES = 20_000
+
+
+def test_regression_cycles_with_a_fresh_key_leave_the_state_bounded() -> None:
+    """Regression (a tombstone per released key): 20,000 add/delete cycles of one supervisor,
+    a fresh key each time, leave one mark, and each cycle stays cheap."""
+    state = fresh()
+    began = time.perf_counter()
+    for seq in range(1, CYCLES + 1):
+        state, _ = step(state, Acquire(SUP_A, f"k{seq}", seq))
+        state, _ = step(state, StartRequest(SUP_A, f"k{seq}", seq, REF))
+        state, _ = step(state, Release(SUP_A, f"k{seq}", seq))
+    elapsed = time.perf_counter() - began
+    state.check_invariants()
+    assert not state.refs and state.released_hw == {SUP_A: CYCLES} and state.monitored == {OWNER, SUP_A}
+    assert state.size() == 3
+    assert elapsed < 5.0, f"{CYCLES} cycles took {elapsed:.2f} s"
+
+
+def test_regression_cycles_with_a_fresh_supervisor_leave_the_state_bounded() -> None:
+    """Regression (a tombstone per holder that ever exited, and per junk release): 20,000
+    supervisors that acquire, release, send a junk release and stop leave nothing behind."""
+    state = fresh()
+    began = time.perf_counter()
+    for n in range(1, CYCLES + 1):
+        sup = Pid("n", 1, 1000 + n)
+        state, _ = step(state, Acquire(sup, "db", n))
+        state, _ = step(state, Release(sup, "db", n))
+        state, _ = step(state, Release(Pid("n", 1, 10_000_000 + n), "junk", n))  # not watched
+        state, _ = step(state, HolderDown(sup))  # supervisors never release on exit
+    elapsed = time.perf_counter() - began
+    state.check_invariants()
+    assert not state.refs and not state.released_hw and state.monitored == {OWNER}
+    assert state.size() == 1 and state.spurious_releases == CYCLES
+    assert elapsed < 5.0, f"{CYCLES} cycles took {elapsed:.2f} s"

@@ -30,7 +30,8 @@ from refcount_starter.starter import (
     StarterRefused,
     spawn_child_starter,
 )
-from refcount_starter.starter.service import StartChild, Started
+from refcount_starter.starter.protocol import ReplyRefused
+from refcount_starter.starter.service import AcquireAndStart, AcquireRef, StartChild, Started
 from refcount_starter.supervisor.errors import StarterGone, StartFailureDied
 
 pytestmark = pytest.mark.anyio
@@ -352,3 +353,34 @@ async def test_statistics_of_a_stopped_starter_raise_starter_gone() -> None:
         await starter.wait()
         with pytest.raises(StarterGone):
             await starter.statistics()
+
+
+async def test_malformed_requests_are_refused_and_the_starter_keeps_running() -> None:
+    """A holder's malformed acquire or start (a None ref, a non-str key, a non-int seq) is
+    refused with Refusal.MALFORMED instead of crashing the starter every holder shares."""
+    async with Node() as node, node.process() as owner, node.process(trap_exits=True) as sup:
+        starter = await spawn_child_starter(owner, worker)
+        lease = await starter.child_start.acquire(sup, "w")
+        before = await starter.statistics()
+        ref = sup.reserve_monitor()
+        for request in (
+            StartChild("w", lease.seq, None),  # held (key, seq): this one reached spawn_for
+            StartChild(["w"], lease.seq, ref),  # unhashable key
+            AcquireRef(5, 1),
+            AcquireRef("w", "1"),
+            AcquireRef("w", True),
+            AcquireRef("w", -1),
+            AcquireAndStart("w", lease.seq + 1000, None),
+            AcquireAndStart(None, lease.seq + 1000, ref),
+        ):
+            answer = await sup.call(starter.pid, request)
+            assert answer == ReplyRefused(Refusal.MALFORMED), request
+        sup.demonitor(ref)
+        assert node.is_alive(starter.pid)
+        after = await starter.statistics()
+        assert after == before
+        pid, child_ref = await starter.child_start.start(sup, "w", lease)
+        await terminate(sup, pid, child_ref)
+        starter.child_start.release(sup, "w", lease)
+        await starter.release()
+        assert await starter.wait() == Normal()

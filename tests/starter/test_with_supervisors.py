@@ -151,3 +151,47 @@ async def test_copies_on_many_supervisors_share_one_starter() -> None:
             await sup.terminate_child("db")
             await sup.delete_child("db")
         assert await starter.wait() == Normal()
+
+
+async def test_regression_fresh_keys_through_a_supervisor_leave_the_starter_bounded() -> None:
+    """Regression (a tombstone per released key): 2,000 cycles through a real supervisor, a
+    fresh key each time, leave the starter one mark and two monitors."""
+    async with Node() as node, node.process() as me:
+        sup = await start_supervisor(me, RestartOne())
+        starter = await spawn_child_starter(me, worker)
+        baseline = node.process_count
+        for n in range(2_000):
+            await sup.start_new_child(ChildSpec(f"k{n}", starter.child_start, restart=TRANSIENT))
+            await sup.terminate_child(f"k{n}")
+            await sup.delete_child(f"k{n}")
+        assert node.process_count == baseline
+        stats = await starter.statistics()
+        assert stats.children_started == 2_000 and stats.references == {}
+        assert set(stats.marks) == {sup.pid} and stats.monitored == {me.pid, sup.pid}
+        await sup.shutdown_and_wait()
+        stats = await starter.statistics()
+        assert stats.marks == {} and stats.monitored == {me.pid}
+        await starter.release()
+        assert await starter.wait() == Normal()
+
+
+async def test_regression_fresh_supervisors_leave_the_starter_bounded() -> None:
+    """Regression (a tombstone per holder that ever exited): 300 supervisors that each start
+    a child and stop (half of them deleting it first) leave the starter watching its owner only."""
+    async with Node() as node, node.process() as me:
+        starter = await spawn_child_starter(me, worker)
+        spec = ChildSpec("db", starter.child_start, restart=TRANSIENT)
+        baseline = node.process_count
+        for n in range(300):
+            sup = await start_supervisor(me, RestartOne())
+            await sup.start_new_child(spec)
+            if n % 2:
+                await sup.terminate_child("db")
+                await sup.delete_child("db")
+            await sup.shutdown_and_wait()
+        assert node.process_count == baseline
+        stats = await starter.statistics()
+        assert stats.children_started == 300 and stats.references == {}
+        assert stats.marks == {} and stats.monitored == {me.pid} and stats.holders == {me.pid}
+        await starter.release()
+        assert await starter.wait() == Normal()
