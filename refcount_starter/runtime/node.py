@@ -119,8 +119,8 @@ class Node:
         self._tg: anyio.abc.TaskGroup | None = None
         self._mailbox_class: type[Mailbox] = AsyncioMailbox
         # On asyncio a process is a bare task (a quarter of an anyio task group task's
-        # memory, and faster to start); on trio it runs in the node's task group. Either way
-        # it runs inside its own anyio cancel scope, which is how it is killed.
+        # memory, and faster to start), killed with Task.cancel() delivered until it ends; on
+        # trio it runs in the node's task group inside its own cancel scope.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         # The node itself, as the sender of the exit signals it sends at shutdown.
@@ -289,10 +289,10 @@ class Node:
                 ref = self._new_ref()
                 proc._watchers[ref] = parent.pid
                 parent._monitors[ref] = proc.pid
-        proc._scope = anyio.CancelScope()
         if self._loop is not None:
-            proc._task = self._loop.create_task(self._run(proc, fn, args))
+            proc._task = self._loop.create_task(self._run_task(proc, fn, args))
         else:
+            proc._scope = anyio.CancelScope()
             assert self._tg is not None
             self._tg.start_soon(self._run, proc, fn, args, name="refcount_starter.process")
         return proc
@@ -327,6 +327,36 @@ class Node:
             if proc._pending is not None:
                 reason = proc._pending
             self._exit(proc, reason)
+
+    async def _run_task(self, proc: Process, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
+        # The asyncio twin of _run: the kill is Task.cancel(), delivered again at every loop
+        # iteration until the task ends (see _kill), so CancelledError with _pending set is
+        # the kill.
+        proc._started = True
+        reason: ExitReason = KILLED
+        try:
+            if proc._pending is None:
+                await fn(proc, *args)
+            reason = NORMAL
+        except ProcessExit as exc:
+            reason = exc.reason
+        except asyncio.CancelledError:
+            if proc._pending is None:
+                raise
+        except Exception as exc:
+            reason = Crashed.from_exception(exc)
+            _log.error("process %s crashed", proc.pid, exc_info=exc)
+        finally:
+            if proc._pending is not None:
+                reason = proc._pending
+            self._exit(proc, reason)
+
+    def _recancel(self, proc: Process) -> None:
+        task = proc._task
+        if proc.reason is None and task is not None and not task.done():
+            task.cancel()
+            assert self._loop is not None
+            self._loop.call_soon(self._recancel, proc)
 
     @contextlib.asynccontextmanager
     async def process(self, *, trap_exits: bool = False, name: str | None = None) -> AsyncIterator[Process]:
@@ -403,11 +433,18 @@ class Node:
     def _kill(self, proc: Process, reason: ExitReason) -> None:
         if proc._pending is None and proc.reason is None:
             proc._pending = reason
-            scope = proc._scope
-            if scope is not None:  # else not scheduled yet: it sees _pending when it starts
-                # Level-triggered, as anyio's scopes are on both backends: every await after
-                # the kill is cancelled too (a shielded section still runs to its end).
-                scope.cancel()
+            task = proc._task
+            if task is not None:
+                # asyncio: a task that has not started sees _pending when it does (cancelling
+                # it now would skip its exit bookkeeping). A started one is cancelled now and
+                # again at each loop iteration until it ends: level-triggered, like a cancel
+                # scope, so an await in a finally cannot outlive the kill.
+                if proc._started:
+                    task.cancel()
+                    assert self._loop is not None
+                    self._loop.call_soon(self._recancel, proc)
+            elif proc._scope is not None:  # else not scheduled yet: it sees _pending at start
+                proc._scope.cancel()
 
     def _exit_signal(self, target: Process, sender: Pid, reason: ExitReason, *, linked: bool) -> None:
         if type(reason) is Kill and not linked:

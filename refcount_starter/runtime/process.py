@@ -59,6 +59,7 @@ class Process:
         "_name",
         "_pending",
         "_scope",
+        "_started",
         "_task",
         "_watchers",
         "node",
@@ -86,9 +87,11 @@ class Process:
         #: The exit reason, once the process has exited.
         self.reason: ExitReason | None = None
         self._mailbox = mailbox
-        # How to kill it: its cancel scope. On asyncio, also its bare task (held here).
+        # How to kill it: its cancel scope (trio, and node.process() blocks), or its bare
+        # task (a spawned process on asyncio).
         self._scope: Any = scope
         self._task: asyncio.Task[None] | None = None
+        self._started = False
         self._links: set[Pid] = set()
         # Invariant: _monitors holds the monitors this process set (ref -> target);
         # _watchers the monitors set on it (ref -> watcher).
