@@ -77,6 +77,8 @@ class Mailbox:
     def remove_all(self, predicate: Callable[[Any], bool]) -> int:
         """Remove every message that matches; return how many went."""
         items = self._items
+        if not items:
+            return 0
         kept = [m for m in items if not predicate(m)]
         removed = len(items) - len(kept)
         if removed:

@@ -58,6 +58,9 @@ _log = logging.getLogger("refcount_starter.runtime.node")
 #: Where a message can be sent: a pid, a local registered name, or ``(name, node)``.
 Address = Pid | str | tuple[str, str]
 
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
 NORMAL = Normal()
 KILLED = Killed()
 _anonymous = itertools.count(1)
@@ -600,7 +603,12 @@ class Node:
             self._transport_send(ExitSignalSent(sender, pid, reason, False))
 
     def _new_ref(self) -> Ref:
-        return Ref(self._name, self._incarnation, next(self._refs))
+        # The node's own parts are valid: skip Ref's validators (one Ref per call and monitor).
+        ref = _new_object(Ref)
+        _set_attribute(ref, "node", self._name)
+        _set_attribute(ref, "incarnation", self._incarnation)
+        _set_attribute(ref, "serial", next(self._refs))
+        return ref
 
     # -- public node-level operations -------------------------------------------------------
 

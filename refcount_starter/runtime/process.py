@@ -204,9 +204,10 @@ class Process:
         """
         if timeout is not None:
             check_timeout(timeout)
-        ref = self.monitor(to)
-        if self._monitors.get(ref) == self.pid:
-            self.demonitor(ref)
+        ref = self.node._monitor(self, to)
+        target = self._monitors.get(ref)
+        if target is not None and target.serial == self.pid.serial and target == self.pid:
+            self.node._demonitor(self, ref, True)
             raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
         self.node._send(self.pid, to, Call(self.pid, ref, request))
 
