@@ -197,6 +197,9 @@ async def test_the_last_holders_node_going_down_stops_the_starter_and_a_stale_co
         # The last holder's node is killed: the starter learns it within the detection bound
         # and stops, since nobody holds it any more.
         watch = me.monitor(starter.pid)
+        # A call after the monitor, on the same ordered session: once it returns, node a has
+        # the monitor (else b's death could stop the starter before the monitor arrived).
+        await starter.statistics()
         killed_at = time.monotonic()
         b.signal(signal.SIGKILL)
         down = await me.receive(Down, where=lambda m: m.ref == watch, timeout=DETECTION_LIMIT)
