@@ -160,11 +160,15 @@ def run_suite(
     if unknown:
         raise KeyError(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     results: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for name in chosen:
         if progress is not None:
             progress(name)
         started = time.perf_counter()
-        for result in anyio.run(BENCHMARKS[name], options, backend=options.backend):
+        measured = anyio.run(BENCHMARKS[name], options, backend=options.backend)
+        if not measured:
+            skipped.append(name)  # it could not run here (it logged why)
+        for result in measured:
             entry = result.to_json()
             entry["seconds"] = round(time.perf_counter() - started, 3)
             results.append(entry)
@@ -175,4 +179,5 @@ def run_suite(
         "backend": options.backend,
         "quick": options.quick,
         "results": results,
+        "skipped": skipped,
     }
