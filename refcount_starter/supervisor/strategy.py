@@ -148,7 +148,15 @@ class RestartOne:
 
 
 @attrs.frozen
-class RestartAll:
+class _BranchStrategy:
+    """The fields every branch strategy has: its restart limit and its branch mode."""
+
+    intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
+    mode: RestartMode = attrs.field(factory=RestartRevOrder, validator=_check_mode)
+
+
+@attrs.frozen
+class RestartAll(_BranchStrategy):
     """Restart every child when one must be restarted (OTP's one_for_all).
 
     Args:
@@ -160,12 +168,9 @@ class RestartAll:
         TypeError: ``intensity`` is not a ``RestartLimit``, or ``mode`` not a branch mode.
     """
 
-    intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
-    mode: RestartMode = attrs.field(factory=RestartRevOrder, validator=_check_mode)
-
 
 @attrs.frozen
-class RestartLeft:
+class RestartLeft(_BranchStrategy):
     """Restart the child and every child to its left (added before it).
 
     Args:
@@ -177,12 +182,9 @@ class RestartLeft:
         TypeError: ``intensity`` is not a ``RestartLimit``, or ``mode`` not a branch mode.
     """
 
-    intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
-    mode: RestartMode = attrs.field(factory=RestartRevOrder, validator=_check_mode)
-
 
 @attrs.frozen
-class RestartRight:
+class RestartRight(_BranchStrategy):
     """Restart the child and every child to its right (OTP's rest_for_one).
 
     Args:
@@ -193,9 +195,6 @@ class RestartRight:
     Raises:
         TypeError: ``intensity`` is not a ``RestartLimit``, or ``mode`` not a branch mode.
     """
-
-    intensity: RestartLimit = attrs.field(factory=RestartLimit, validator=_check_limit)
-    mode: RestartMode = attrs.field(factory=RestartRevOrder, validator=_check_mode)
 
 
 RestartStrategy = RestartOne | RestartAll | RestartLeft | RestartRight
