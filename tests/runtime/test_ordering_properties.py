@@ -146,15 +146,15 @@ def test_selective_receive_keeps_the_rest_in_order(messages: list[object], kind:
 
 def test_the_property_would_catch_reordering(monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: the order check fails if a mailbox delivered out of order (the test is not vacuous)."""
-    from refcount_starter.runtime.mailbox import Mailbox
+    from refcount_starter.runtime.mailbox import AsyncioMailbox
 
-    original = Mailbox.put
+    original = AsyncioMailbox.put  # the asyncio mailbox has its own put (anyio.run's default)
 
-    def put_first(self: Mailbox, message: object) -> None:
+    def put_first(self: AsyncioMailbox, message: object) -> None:
         original(self, message)
         if isinstance(message, tuple) and len(self._items) > 1:
             self._items.rotate(1)  # the newest message jumps the queue
 
-    monkeypatch.setattr(Mailbox, "put", put_first)
+    monkeypatch.setattr(AsyncioMailbox, "put", put_first)
     with pytest.raises(AssertionError):
         anyio.run(lambda: run_and_check([[("send",), ("send",), ("send",)]], across=False))
