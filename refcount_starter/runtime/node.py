@@ -567,7 +567,9 @@ class Node:
             self._transport_send(UnlinkSignal(proc.pid, pid))
 
     def _monitor(self, proc: Process, target: Address) -> Ref:
-        pid = self._resolve(target)
+        return self._monitor_pid(proc, self._resolve(target))
+
+    def _monitor_pid(self, proc: Process, pid: Pid) -> Ref:
         ref = self._new_ref()
         watched = self._lookup(pid)
         if watched is not None:

@@ -161,11 +161,10 @@ class Process:
         """
         if timeout is not None:
             check_timeout(timeout)
-        if match is None and where is None:
-            if timeout is None:
-                return await self._mailbox._receive(None)
-            return await self._mailbox.receive(None, timeout)
-        return await self._mailbox.receive(to_predicate(match, where), timeout)
+        predicate = None if match is None and where is None else to_predicate(match, where)
+        if timeout is None:
+            return await self._mailbox._receive(predicate)
+        return await self._mailbox.receive(predicate, timeout)
 
     def messages(self) -> AsyncIterator[Any]:
         """Iterate over incoming messages for ever (``async for msg in p.messages()``).
@@ -204,28 +203,37 @@ class Process:
         """
         if timeout is not None:
             check_timeout(timeout)
-        ref = self.node._monitor(self, to)
-        target = self._monitors.get(ref)
-        if target is not None and target.serial == self.pid.serial and target == self.pid:
-            self.node._demonitor(self, ref, True)
+        node = self.node
+        pid = node._resolve(to)
+        if pid == self.pid:
             raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
-        self.node._send(self.pid, to, Call(self.pid, ref, request))
+        ref = node._monitor_pid(self, pid)
+        node._send(self.pid, pid, Call(self.pid, ref, request))
 
         def answers(message: Any) -> bool:
             return (type(message) is Reply or type(message) is Down) and message.ref == ref
 
+        mailbox = self._mailbox
         try:
-            message = await self._mailbox.receive(answers, timeout)
+            if timeout is None:
+                message = await mailbox._receive(answers)
+            else:
+                message = await mailbox.receive(answers, timeout)
         except TimeoutError:
-            self.demonitor(ref)
+            node._demonitor(self, ref, True)
             raise CallTimeout(to, timeout or 0.0) from None
         except BaseException:
             # Cancelled (or killed) while waiting: leave no monitor, and no Down, behind.
-            self.demonitor(ref)
+            node._demonitor(self, ref, True)
             raise
         if type(message) is Down:
             raise CallFailed(to, message.reason)
-        self.demonitor(ref)
+        # The reply came: drop the monitor (and a Down that came right behind the reply).
+        target = self._monitors.pop(ref, None)
+        if target is not None:
+            node._drop_watch(self.pid, target, ref)
+        if mailbox._items:
+            mailbox.remove_all(lambda m: type(m) is Down and m.ref == ref)
         return message.value
 
     def reply(self, call: Call, value: Any) -> None:
