@@ -35,6 +35,7 @@ import msgspec
 
 from ..runtime.reasons import Crashed, NoConnection
 from ..runtime.signals import (
+    CallSignal,
     DemonitorSignal,
     DownSignal,
     ExitSignalSent,
@@ -42,6 +43,7 @@ from ..runtime.signals import (
     MessageSignal,
     MonitorSignal,
     NamedMessageSignal,
+    ReplySignal,
     Signal,
     UnlinkSignal,
     destination_node,
@@ -60,9 +62,8 @@ KIND_SIGNAL = 0
 KIND_HEARTBEAT = 1
 KIND_BYE = 2
 # Several envelopes for one node, in one NATS message: the writer packs what queued up for
-# the same subject while it was publishing (a call's monitor and request, the previous
-# call's demonitor), so a call costs one NATS message each way. The header's session fields
-# are 0; each inner envelope carries its own. See ADR-0006.
+# the same subject while it was publishing (a burst of sends, a process's exit signals).
+# The header's session fields are 0; each inner envelope carries its own. See ADR-0006.
 KIND_BATCH = 3
 
 _TOP_KINDS = (KIND_SIGNAL, KIND_HEARTBEAT, KIND_BYE, KIND_BATCH)
@@ -76,6 +77,8 @@ _SIGNAL_TYPES = (
     MonitorSignal,
     DemonitorSignal,
     DownSignal,
+    CallSignal,
+    ReplySignal,
 )
 
 _Header = tuple[int, int, str, int, int, int, msgspec.Raw]

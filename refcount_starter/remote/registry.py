@@ -213,6 +213,8 @@ _register_all(
         _signals.MonitorSignal,
         _signals.DemonitorSignal,
         _signals.DownSignal,
+        _signals.CallSignal,
+        _signals.ReplySignal,
     ),
 )
 

@@ -38,6 +38,8 @@ from .reasons import (
     Shutdown,
 )
 from .signals import (
+    Call,
+    CallSignal,
     DemonitorSignal,
     DownSignal,
     ExitSignalSent,
@@ -45,6 +47,8 @@ from .signals import (
     MessageSignal,
     MonitorSignal,
     NamedMessageSignal,
+    Reply,
+    ReplySignal,
     Signal,
     UnlinkSignal,
     destination_node,
@@ -119,6 +123,9 @@ class Node:
         self._dead: OrderedDict[Pid, tuple[ExitReason, float]] = OrderedDict()
         self._serials = itertools.count(1)
         self._refs = itertools.count(1)
+        # Calls from other nodes not answered yet: ref -> the callee, whose watcher entry the
+        # reply removes (ReplySignal). Invariant: each entry's ref is in its callee's _watchers.
+        self._inbound_calls: dict[Ref, Process] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._mailbox_class: type[Mailbox] = AsyncioMailbox
         # On asyncio a process is a bare task (a quarter of an anyio task group task's
@@ -425,7 +432,10 @@ class Node:
         for other in links:
             self._link_exit(pid, other, reason)
         watchers, proc._watchers = proc._watchers, {}
+        inbound = self._inbound_calls
         for ref, watcher in watchers.items():
+            if inbound:
+                inbound.pop(ref, None)
             self._down(watcher, ref, pid, reason)
         monitors, proc._monitors = proc._monitors, {}
         for ref, target in monitors.items():
@@ -581,6 +591,37 @@ class Node:
         else:
             proc._mailbox.put(Down(ref, pid, self._noproc(pid)))
         return ref
+
+    def _call(self, proc: Process, pid: Pid, request: Any) -> Ref:
+        """Monitor ``pid`` and send it ``Call``; return the call's ref (behind ``Process.call``).
+
+        To another node the two travel as one ``CallSignal``.
+        """
+        if pid.node != self._name:
+            ref = self._new_ref()
+            proc._monitors[ref] = pid
+            self._transport_send(CallSignal(proc.pid, pid, ref, request))
+            return ref
+        ref = self._monitor_pid(proc, pid)
+        self._send(proc.pid, pid, Call(proc.pid, ref, request))
+        return ref
+
+    def _reply(self, sender: Pid, call: Call, value: Any) -> None:
+        """Answer ``call`` (behind ``Process.reply``).
+
+        A call that came as a ``CallSignal`` is answered with a ``ReplySignal``, which ends
+        its monitor on both nodes; any other goes back as a ``Reply`` message.
+        """
+        ref = call.ref
+        inbound = self._inbound_calls
+        callee = inbound.get(ref) if inbound and type(ref) is Ref else None
+        if callee is not None and type(call.sender) is Pid:
+            self._transport_send(ReplySignal(sender, call.sender, ref, value))
+            # After the send: if the value cannot be encoded, the call is still open.
+            del self._inbound_calls[ref]
+            callee._watchers.pop(ref, None)
+            return
+        self._send(sender, call.sender, Reply(ref, value))
 
     def _demonitor(self, proc: Process, ref: Ref, flush: bool) -> None:
         if type(ref) is not Ref:
@@ -758,10 +799,27 @@ class Node:
                 self._transport_send(
                     DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to))
                 )
+        elif type(signal) is CallSignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                proc._watchers[signal.ref] = signal.sender
+                self._inbound_calls[signal.ref] = proc
+                proc._mailbox.put(Call(signal.sender, signal.ref, signal.request))
+            else:
+                self._transport_send(
+                    DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to))
+                )
+        elif type(signal) is ReplySignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                # The replier's node has dropped the call's monitor: drop this side too.
+                proc._monitors.pop(signal.ref, None)
+                proc._mailbox.put(Reply(signal.ref, signal.value))
         elif type(signal) is DemonitorSignal:
             proc = self._lookup(signal.to)
             if proc is not None:
                 proc._watchers.pop(signal.ref, None)
+                self._inbound_calls.pop(signal.ref, None)
         elif type(signal) is DownSignal:
             self._down(signal.to, signal.ref, signal.pid, signal.reason)
         else:
@@ -779,7 +837,7 @@ class Node:
             if proc is not None and signal.to in proc._links:
                 proc._links.discard(signal.to)
                 self._exit_signal(proc, signal.to, reason, linked=True)
-        elif type(signal) is MonitorSignal:
+        elif type(signal) is MonitorSignal or type(signal) is CallSignal:
             self._down(signal.sender, signal.ref, signal.to, reason)
         else:
             _log.debug("node %s could not deliver %r: %r", self._name, signal, reason)
@@ -799,3 +857,4 @@ class Node:
             lost_watchers = [ref for ref, pid in proc._watchers.items() if pid.node == node]
             for ref in lost_watchers:
                 del proc._watchers[ref]
+                self._inbound_calls.pop(ref, None)

@@ -207,8 +207,7 @@ class Process:
         pid = node._resolve(to)
         if pid == self.pid:
             raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
-        ref = node._monitor_pid(self, pid)
-        node._send(self.pid, pid, Call(self.pid, ref, request))
+        ref = node._call(self, pid, request)
 
         def answers(message: Any) -> bool:
             return (type(message) is Reply or type(message) is Down) and message.ref == ref
@@ -248,7 +247,7 @@ class Process:
         """
         if not isinstance(call, Call):
             raise TypeError(f"reply answers a Call message, got {call!r}")
-        self.node._send(self.pid, call.sender, Reply(call.ref, value))
+        self.node._reply(self.pid, call, value)
 
     # -- links, monitors, exit signals ------------------------------------------------------
 

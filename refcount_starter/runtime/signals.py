@@ -16,6 +16,7 @@ from .reasons import ExitReason
 
 __all__ = [
     "Call",
+    "CallSignal",
     "DemonitorSignal",
     "DownSignal",
     "ExitSignalSent",
@@ -24,6 +25,7 @@ __all__ = [
     "MonitorSignal",
     "NamedMessageSignal",
     "Reply",
+    "ReplySignal",
     "Signal",
     "UnlinkSignal",
 ]
@@ -116,6 +118,35 @@ class DownSignal:
     reason: ExitReason
 
 
+@attrs.frozen
+class CallSignal:
+    """A call to a process of another node, with the caller's monitor on it, in one signal.
+
+    The callee's node sets the monitor (``ref``, watched by ``sender``) and delivers
+    ``Call(sender, ref, request)``; for a dead callee it answers with a ``DownSignal``, as a
+    ``MonitorSignal`` would. See ADR-0006.
+    """
+
+    sender: Pid
+    to: Pid
+    ref: Ref
+    request: Any
+
+
+@attrs.frozen
+class ReplySignal:
+    """The reply to a ``CallSignal``; it also ends the call's monitor.
+
+    The replier's node drops the monitor as it sends this, and the caller's node drops its
+    side as it delivers ``Reply(ref, value)``, so no demonitor crosses the network.
+    """
+
+    sender: Pid
+    to: Pid
+    ref: Ref
+    value: Any
+
+
 Signal = (
     MessageSignal
     | NamedMessageSignal
@@ -125,6 +156,8 @@ Signal = (
     | MonitorSignal
     | DemonitorSignal
     | DownSignal
+    | CallSignal
+    | ReplySignal
 )
 
 

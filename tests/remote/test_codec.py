@@ -90,6 +90,8 @@ signals = st.one_of(
     st.builds(sig.MonitorSignal, pids, pids, refs),
     st.builds(sig.DemonitorSignal, pids, pids, refs),
     st.builds(sig.DownSignal, pids, refs, pids, reasons),
+    st.builds(sig.CallSignal, pids, pids, refs, messages),
+    st.builds(sig.ReplySignal, pids, pids, refs, messages),
 )
 
 
@@ -268,6 +270,8 @@ def test_every_runtime_signal_and_reason_is_registered() -> None:
         sig.MonitorSignal,
         sig.DemonitorSignal,
         sig.DownSignal,
+        sig.CallSignal,
+        sig.ReplySignal,
     ):
         assert codec.is_registered(cls), cls
 

@@ -196,6 +196,36 @@ async def test_unregistered_message_type_is_refused_at_send(make_transport: Make
         assert await me.call(server, "still fine", timeout=10) == ("echo", "still fine")
 
 
+async def answer_twice(p: Process) -> None:
+    """Answer a Call with a value that cannot cross nodes, then with one that can."""
+
+    class LocalOnly:
+        pass
+
+    call = await p.receive(Call)
+    try:
+        p.reply(call, LocalOnly())
+    except TypeError as exc:
+        p.reply(call, ("refused", "LocalOnly" in str(exc)))
+
+
+async def test_a_call_across_nodes_leaves_no_monitor_and_survives_an_unencodable_reply(
+    make_transport: MakeTransport,
+) -> None:
+    """The reply ends the call's monitor on both nodes; a reply that cannot be encoded raises
+    in the replier and leaves the call open, so the caller still gets the next reply."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        server = b.spawn(echo)
+        for i in range(3):
+            assert await me.call(server, i, timeout=10) == ("echo", i)
+        proc = b._lookup(server)
+        assert proc is not None and proc._watchers == {} and b._inbound_calls == {}
+        assert me._monitors == {}
+        twice = b.spawn(answer_twice)
+        assert await me.call(twice, "q", timeout=10) == ("refused", True)
+        assert me._monitors == {} and b._inbound_calls == {}
+
+
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_trio_is_refused_clearly(make_transport: MakeTransport) -> None:
     """On trio, attaching the NATS transport raises ``TransportNeedsAsyncio``."""

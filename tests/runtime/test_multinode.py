@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
+import anyio
 import pytest
 
 from refcount_starter.runtime import (
+    Call,
     CallFailed,
     Down,
     ExitSignal,
@@ -144,6 +147,107 @@ async def test_remote_call() -> None:
         with pytest.raises(CallFailed) as info:
             await me.call(server, "again", timeout=5)
         assert isinstance(info.value.reason, NoProc) and info.value.reason.last_reason == Normal()
+
+
+def _open_calls(node: Node, pid: Pid) -> tuple[dict[Any, Pid], dict[Any, Any]]:
+    """The watchers on ``pid`` and the node's unanswered calls from other nodes."""
+    proc = node._lookup(pid)
+    assert proc is not None
+    return proc._watchers, node._inbound_calls
+
+
+async def test_a_remote_call_is_one_signal_each_way_and_leaves_no_monitor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Across nodes the call's monitor travels inside the call and the reply ends it: one
+    signal each way, and after the reply neither node keeps anything of the call."""
+    sent: list[str] = []
+    original = InMemoryNetwork._send
+
+    def record(self: InMemoryNetwork, source: Any, signal: Any) -> None:
+        sent.append(type(signal).__name__)
+        original(self, source, signal)
+
+    monkeypatch.setattr(InMemoryNetwork, "_send", record)
+    async with two_nodes() as (_, a, b), a.process() as me:
+        server = b.spawn(echo)
+        for i in range(3):
+            assert await me.call(server, i, timeout=5) == ("echo", i)
+        assert sent == ["CallSignal", "ReplySignal"] * 3
+        assert me._monitors == {}
+        assert _open_calls(b, server) == ({}, {})
+
+
+async def answer_from_a_worker(p: Process) -> None:
+    """Hand each Call to a new process of this node, which replies to it."""
+
+    async def worker(w: Process, call: Call) -> None:
+        w.reply(call, ("worker", call.request))
+
+    async for message in p.messages():
+        if isinstance(message, Call):
+            p.spawn(worker, message)
+
+
+async def test_a_remote_call_answered_by_another_process_leaves_no_monitor() -> None:
+    """A call forwarded to another process, which replies, still ends the call's monitor on
+    the callee (gen_server's noreply + gen_server:reply from elsewhere)."""
+    async with two_nodes() as (_, a, b), a.process() as me:
+        router = b.spawn(answer_from_a_worker)
+        assert await me.call(router, "q", timeout=5) == ("worker", "q")
+        assert me._monitors == {}
+        assert _open_calls(b, router) == ({}, {})
+
+
+async def test_a_remote_call_that_times_out_or_fails_leaves_nothing_behind() -> None:
+    """A timed-out call's demonitor reaches the callee's node; a callee that dies before it
+    answers fails the call with its reason; neither leaves an open call on either node."""
+    async with two_nodes() as (_, a, b), a.process() as me:
+        silent = b.spawn(idle)
+        with pytest.raises(TimeoutError):
+            await me.call(silent, "never", timeout=0.01)
+        assert me._monitors == {}
+        assert _open_calls(b, silent) == ({}, {})
+        dying = b.spawn(idle)
+        calling = anyio.Event()
+
+        async def call_it(p: Process) -> None:
+            calling.set()
+            with pytest.raises(CallFailed) as info:
+                await p.call(dying, "crash", timeout=5)
+            p.send(me.pid, info.value.reason)
+
+        a.spawn(call_it)
+        await calling.wait()
+        await anyio.wait_all_tasks_blocked()
+        assert len(b._inbound_calls) == 1
+        b.exit(dying, Shutdown("bye"))
+        assert await me.receive(timeout=5) == Shutdown("bye")
+        assert b._inbound_calls == {}
+
+
+async def test_losing_the_caller_node_drops_its_open_calls() -> None:
+    """When the caller's node is cut off, the callee's node forgets the calls it had from it,
+    and the caller's call fails with NoConnection."""
+    net = InMemoryNetwork()
+    async with Node("b", transport=net.transport()) as b:
+        server = b.spawn(idle)
+        a = Node("a", transport=net.transport(), shutdown_timeout=0)
+        async with a, a.process() as me:
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+
+                    async def cut_off() -> None:
+                        await anyio.wait_all_tasks_blocked()
+                        assert len(b._inbound_calls) == 1
+                        net.disconnect("a")
+
+                    tg.start_soon(cut_off)
+                    with pytest.raises(CallFailed) as info:
+                        await me.call(server, "q")
+            assert info.value.reason == NoConnection("b")
+        assert b._inbound_calls == {}
+        assert _open_calls(b, server) == ({}, {})
 
 
 async def test_remote_link_and_monitor_of_a_dead_pid_give_noproc() -> None:
