@@ -265,7 +265,8 @@ class Node:
         name: str | None = None,
         owner: tuple[Pid, Ref] | None = None,
     ) -> Process:
-        self._check_running()
+        if not self._running:
+            self._check_running()
         if not callable(fn):
             raise TypeError(f"a process function must be an async callable, got {fn!r}")
         if name is not None:
@@ -309,7 +310,11 @@ class Node:
 
     def _new_process(self, parent: Process | None, trap_exits: bool) -> Process:
         serial = next(self._serials)
-        pid = Pid(self._name, self._incarnation, serial)
+        # The node's own parts are valid: skip Pid's validators (one Pid per spawn).
+        pid = _new_object(Pid)
+        _set_attribute(pid, "node", self._name)
+        _set_attribute(pid, "incarnation", self._incarnation)
+        _set_attribute(pid, "serial", serial)
         proc = Process(
             self,
             pid,
