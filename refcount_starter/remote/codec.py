@@ -35,7 +35,7 @@ from typing import Any
 
 import msgspec
 
-from ..runtime.pid import Pid
+from ..runtime.pid import Pid, Ref
 from .registry import (
     Entry,
     by_name,
@@ -90,6 +90,7 @@ class DecodeError(ValueError):
 _encoder = msgspec.msgpack.Encoder()
 _Ext = msgspec.msgpack.Ext
 _PID_NAME = by_type[Pid].name
+_REF_NAME = by_type[Ref].name
 
 
 def _ext(code: int, items: list[Any]) -> msgspec.msgpack.Ext:
@@ -117,6 +118,9 @@ def _wire(value: Any) -> Any:
         return cached
     if kind is str or kind is float or kind is bool or value is None or kind is bytes:
         return value
+    if kind is Ref:
+        # A new one in every call and monitor: written out, like a Pid, without the cache.
+        return _ext(EXT_OBJECT, [_REF_NAME, value.node, _wire(value.incarnation), _wire(value.serial)])
     if kind is int:
         if _INT_MIN <= value <= _INT_MAX:
             return value
@@ -194,9 +198,10 @@ def _build(entry: Entry, values: list[Any]) -> Any:
             raise DecodeError(f"{entry.name}: the values do not make a valid instance: {exc}") from exc
     if len(values) != len(entry.fields):
         raise DecodeError(f"{entry.name}: expected {len(entry.fields)} field values, got {len(values)}")
-    kwargs = {alias: item for (_, alias), item in zip(entry.fields, values, strict=True)}
     try:
-        return entry.cls(**kwargs)
+        if entry.in_order:
+            return entry.cls(*values)
+        return entry.cls(**{alias: item for (_, alias), item in zip(entry.fields, values, strict=True)})
     except Exception as exc:
         # The class's own validators refused the values.
         raise DecodeError(f"{entry.name}: the values do not make a valid instance: {exc}") from exc

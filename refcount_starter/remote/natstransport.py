@@ -252,7 +252,8 @@ class NatsTransport:
         self._nc: Any = None
         self._peers: dict[str, Peer] = {}
         self._queue: deque[tuple[str, bytes, Signal | None, str]] = deque()
-        self._wakeup = asyncio.Event()
+        # The writer parks on a bare future (cheaper than an Event: one wake per envelope).
+        self._wakeup: asyncio.Future[None] | None = None
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: set[asyncio.Task[None]] = set()
@@ -328,7 +329,7 @@ class NatsTransport:
             raise RuntimeError("this NatsTransport is already attached to a node; make one per node")
         from nats.aio.client import Client
 
-        self._wakeup = asyncio.Event()
+        self._wakeup = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._node = node
@@ -522,13 +523,17 @@ class NatsTransport:
         )
         self._queue.append((self.node_subject(peer.name, peer.incarnation), data, signal, peer.name))
         self._idle.clear()
-        self._wakeup.set()
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _writer(self) -> None:
         queue = self._queue
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            if not queue:
+                waiter = self._wakeup = loop.create_future()
+                await waiter
             while queue:
                 subject, data, signal, name = queue.popleft()
                 signals = [signal]

@@ -38,6 +38,9 @@ class Entry:
     # An exception registered without fields: it travels as its ``args`` and is rebuilt as
     # ``cls(*args)``.
     positional: bool = False
+    # An attrs class whose travelling fields are all its ``__init__`` arguments, in order and
+    # none keyword-only: rebuilt as ``cls(*values)``, cheaper than by keywords.
+    in_order: bool = False
 
 
 # Invariant: by_type and by_name hold the same entries, each under its own key.
@@ -78,7 +81,7 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
     if not isinstance(cls, type):
         raise TypeError(f"register_type takes a class, got {cls!r}")
     travelling: tuple[tuple[str, str], ...] | None
-    positional = False
+    positional = in_order = False
     if issubclass(cls, enum.Enum):
         travelling = None
     elif issubclass(cls, BaseException) and not attrs.has(cls):
@@ -116,6 +119,8 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
                     "and has no default"
                 )
         travelling = tuple((field, field_specs[field].alias or field) for field in chosen)
+        init_order = [spec.name for spec in specs if spec.init]
+        in_order = chosen == init_order and not any(spec.kw_only for spec in specs if spec.init)
     else:
         raise TypeError(
             f"cannot register {cls.__module__}.{cls.__qualname__}: only attrs classes, "
@@ -132,7 +137,7 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
         raise ValueError(f"{cls.__qualname__} is already registered under the wire name {mine.name!r}")
     if cls in refused:
         raise ValueError(f"{cls.__qualname__} is marked as never crossing nodes (refuse_type)")
-    entry = Entry(cls, name, travelling, positional)
+    entry = Entry(cls, name, travelling, positional, in_order)
     by_type[cls] = entry
     by_name[name] = entry
 

@@ -51,6 +51,7 @@ class Received:
 
 DROP = Received(False)
 ACCEPT = Received(True)
+ACCEPT_ENDED = Received(True, True)
 
 
 @attrs.define(eq=False)
@@ -144,7 +145,7 @@ class Peer:
                 if seq == self.in_seq:
                     self.in_seq = seq + 1
                     self.last_heard = now
-                    return Received(True, ended)
+                    return ACCEPT_ENDED if ended else ACCEPT
                 # A gap: something was lost. The session is over on both sides.
                 self.end_session()
                 self.start_session(now)

@@ -769,7 +769,24 @@ class Node:
 
     def deliver(self, signal: Signal) -> None:
         """Apply a signal that arrived from another node (called by the transport)."""
-        if type(signal) is MessageSignal:
+        # The commonest first: calls and their replies, then messages.
+        if type(signal) is CallSignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                proc._watchers[signal.ref] = signal.sender
+                self._inbound_calls[signal.ref] = proc
+                proc._mailbox.put(Call(signal.sender, signal.ref, signal.request))
+            else:
+                self._transport_send(
+                    DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to))
+                )
+        elif type(signal) is ReplySignal:
+            proc = self._lookup(signal.to)
+            if proc is not None:
+                # The replier's node has dropped the call's monitor: drop this side too.
+                proc._monitors.pop(signal.ref, None)
+                proc._mailbox.put(Reply(signal.ref, signal.value))
+        elif type(signal) is MessageSignal:
             proc = self._lookup(signal.to)
             if proc is not None:
                 proc._mailbox.put(signal.message)
@@ -804,22 +821,6 @@ class Node:
                 self._transport_send(
                     DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to))
                 )
-        elif type(signal) is CallSignal:
-            proc = self._lookup(signal.to)
-            if proc is not None:
-                proc._watchers[signal.ref] = signal.sender
-                self._inbound_calls[signal.ref] = proc
-                proc._mailbox.put(Call(signal.sender, signal.ref, signal.request))
-            else:
-                self._transport_send(
-                    DownSignal(signal.sender, signal.ref, signal.to, self._noproc(signal.to))
-                )
-        elif type(signal) is ReplySignal:
-            proc = self._lookup(signal.to)
-            if proc is not None:
-                # The replier's node has dropped the call's monitor: drop this side too.
-                proc._monitors.pop(signal.ref, None)
-                proc._mailbox.put(Reply(signal.ref, signal.value))
         elif type(signal) is DemonitorSignal:
             proc = self._lookup(signal.to)
             if proc is not None:

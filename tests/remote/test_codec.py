@@ -295,3 +295,25 @@ def test_fields_that_do_not_travel_take_their_defaults() -> None:
 
     with pytest.raises(TypeError, match="no default"):
         register_type(NoDefault, "tests.remote.NoDefault", fields=["a"])
+
+
+@attrs.frozen
+class KeywordsOnly:
+    first: int
+    second: str = attrs.field(kw_only=True)
+
+
+@attrs.frozen
+class Pair:
+    left: int
+    right: str
+
+
+def test_values_are_rebuilt_by_keyword_unless_the_fields_are_the_init_in_order() -> None:
+    """A class with keyword-only fields, or registered with its fields in another order,
+    comes back equal (it is rebuilt by keywords; the others positionally)."""
+    register_type(KeywordsOnly, "tests.remote.KeywordsOnly")
+    register_type(Pair, "tests.remote.Pair", fields=["right", "left"])
+    assert decode(encode(KeywordsOnly(1, second="b"))) == KeywordsOnly(1, second="b")
+    assert decode(encode(Pair(1, "r"))) == Pair(1, "r")
+    assert codec.by_type[Pid].in_order and not codec.by_type[Pair].in_order
