@@ -16,7 +16,7 @@ session on anything else. See ADR-0006 (transport), ADR-0007 (failure detection)
 (codec).
 
 nats-py runs its reader, its flusher and each subscription in asyncio tasks of its own; so
-does this transport (one writer, one heartbeat task). All of them run on the node's event
+does this transport (a heartbeat task, and a publishing task while nats-py must wait). All of them run on the node's event
 loop and call the node's hooks from there: the node's state is touched by one thread only.
 """
 
@@ -61,8 +61,8 @@ WIRE_VERSION = 1
 KIND_SIGNAL = 0
 KIND_HEARTBEAT = 1
 KIND_BYE = 2
-# Several envelopes for one node, in one NATS message: the writer packs what queued up for
-# the same subject while it was publishing (a burst of sends, a process's exit signals).
+# Several envelopes for one node, in one NATS message: what queued up for the same subject
+# during one loop iteration (a burst of sends, a process's exit signals) is packed together.
 # The header's session fields are 0; each inner envelope carries its own. See ADR-0006.
 KIND_BATCH = 3
 
@@ -252,8 +252,10 @@ class NatsTransport:
         self._nc: Any = None
         self._peers: dict[str, Peer] = {}
         self._queue: deque[tuple[str, bytes, Signal | None, str]] = deque()
-        # The writer parks on a bare future (cheaper than an Event: one wake per envelope).
-        self._wakeup: asyncio.Future[None] | None = None
+        # Invariant: _flushing is true from the moment an envelope is queued until the queue
+        # is empty again (published by _flush, or by _publish_slowly when nats-py must wait).
+        self._flushing = False
+        self._slow: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: set[asyncio.Task[None]] = set()
@@ -329,7 +331,8 @@ class NatsTransport:
             raise RuntimeError("this NatsTransport is already attached to a node; make one per node")
         from nats.aio.client import Client
 
-        self._wakeup = None
+        self._flushing = False
+        self._slow = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._node = node
@@ -387,10 +390,7 @@ class NatsTransport:
                 refused.cancel()
         self._connected = True
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._writer(), name="refcount_starter.nats.writer"),
-            loop.create_task(self._heartbeats(), name="refcount_starter.nats.heartbeats"),
-        ]
+        self._tasks = [loop.create_task(self._heartbeats(), name="refcount_starter.nats.heartbeats")]
         await self._publish_hello()
         _log.info("node %s.%s attached to %s", node.name, node.incarnation, self._safe_servers())
 
@@ -442,7 +442,7 @@ class NatsTransport:
             with _suppress_all():
                 await nc.flush(timeout=self._connect_timeout)
         finally:
-            tasks = [*self._tasks, *self._resolvers]
+            tasks = [*self._tasks, *self._resolvers, *([self._slow] if self._slow else [])]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -522,46 +522,104 @@ class NatsTransport:
             [WIRE_VERSION, kind, node.name, node.incarnation, epoch, seq, msgspec.Raw(body)]
         )
         self._queue.append((self.node_subject(peer.name, peer.incarnation), data, signal, peer.name))
-        self._idle.clear()
-        waiter = self._wakeup
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if not self._flushing:
+            self._flushing = True
+            self._idle.clear()
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _writer(self) -> None:
+    # Publishing. What is queued during one loop iteration is published at the end of it, by
+    # a callback rather than a writer task: nats-py's publish only appends to its buffer and
+    # wakes its own flusher, so it is driven to its end at once, without a task switch. The
+    # envelopes queued for one node in that iteration travel as one batch. Should nats-py
+    # have to wait (its buffer is full, or it is reconnecting), a task finishes that publish
+    # and then publishes the rest, in order.
+
+    def _flush(self) -> None:
         queue = self._queue
-        loop = asyncio.get_running_loop()
-        while True:
-            if not queue:
-                waiter = self._wakeup = loop.create_future()
-                await waiter
-            while queue:
-                subject, data, signal, name = queue.popleft()
-                signals = [signal]
-                if queue and queue[0][0] == subject:
-                    envelopes = [msgspec.Raw(data)]
-                    while queue and queue[0][0] == subject:
-                        _, more, signal, _ = queue.popleft()
-                        envelopes.append(msgspec.Raw(more))
-                        signals.append(signal)
-                    node = self._node
-                    assert node is not None
-                    data = _encoder.encode(
-                        [WIRE_VERSION, KIND_BATCH, node.name, node.incarnation, 0, 0, envelopes]
-                    )
-                try:
-                    await self._nc.publish(subject, data)
-                    self._sent += len(signals)
-                    self._batches += len(signals) > 1
-                except Exception as exc:
-                    # These envelopes are lost, and with them the order of the session.
-                    _log.warning("could not publish to %s: %r; its session ends", name, exc)
-                    peer = self._peers.get(name)
-                    if peer is not None:
-                        self._end(peer, f"publish failed: {exc!r}")
-                    for lost in signals:
-                        if lost is not None:
-                            self._report_undeliverable(lost)
-            self._idle.set()
+        while queue:
+            nc = self._nc
+            if nc is None:
+                queue.clear()  # detached meanwhile
+                break
+            subject, data, signals, name = self._next_batch()
+            publishing = nc.publish(subject, data)
+            try:
+                waiting = publishing.send(None)
+            except StopIteration:
+                self._published(signals)
+                continue
+            except Exception as exc:
+                self._publish_failed(name, signals, exc)
+                continue
+            self._slow = asyncio.get_running_loop().create_task(
+                self._publish_slowly(publishing, waiting, signals, name),
+                name="refcount_starter.nats.publish",
+            )
+            return
+        self._flushing = False
+        self._idle.set()
+
+    async def _publish_slowly(
+        self, publishing: Any, waiting: Any, signals: list[Signal | None], name: str
+    ) -> None:
+        try:
+            try:
+                while True:
+                    # Wait for what the publish waits for, then let it go on (it reads the
+                    # outcome itself, as it would under a task).
+                    if waiting is None:
+                        await asyncio.sleep(0)
+                    else:
+                        await asyncio.wait((waiting,))
+                    waiting = publishing.send(None)
+            except StopIteration:
+                self._published(signals)
+            except Exception as exc:
+                self._publish_failed(name, signals, exc)
+        finally:
+            publishing.close()
+        while self._queue and self._nc is not None:
+            subject, data, signals, name = self._next_batch()
+            try:
+                await self._nc.publish(subject, data)
+            except Exception as exc:
+                self._publish_failed(name, signals, exc)
+            else:
+                self._published(signals)
+        self._queue.clear()
+        self._slow = None
+        self._flushing = False
+        self._idle.set()
+
+    def _next_batch(self) -> tuple[str, bytes, list[Signal | None], str]:
+        """The next envelope, with the ones queued right behind it for the same node."""
+        queue = self._queue
+        subject, data, signal, name = queue.popleft()
+        signals = [signal]
+        if queue and queue[0][0] == subject:
+            envelopes = [msgspec.Raw(data)]
+            while queue and queue[0][0] == subject:
+                _, more, signal, _ = queue.popleft()
+                envelopes.append(msgspec.Raw(more))
+                signals.append(signal)
+            node = self._node
+            assert node is not None
+            data = _encoder.encode([WIRE_VERSION, KIND_BATCH, node.name, node.incarnation, 0, 0, envelopes])
+        return subject, data, signals, name
+
+    def _published(self, signals: list[Signal | None]) -> None:
+        self._sent += len(signals)
+        self._batches += len(signals) > 1
+
+    def _publish_failed(self, name: str, signals: list[Signal | None], exc: Exception) -> None:
+        # These envelopes are lost, and with them the order of the session.
+        _log.warning("could not publish to %s: %r; its session ends", name, exc)
+        peer = self._peers.get(name)
+        if peer is not None:
+            self._end(peer, f"publish failed: {exc!r}")
+        for lost in signals:
+            if lost is not None:
+                self._report_undeliverable(lost)
 
     def _report_undeliverable(self, signal: Signal) -> None:
         node = self._node

@@ -344,6 +344,45 @@ async def test_envelopes_queued_together_travel_as_one_batch_in_order(make_trans
         assert a_transport.statistics().batches >= 1
 
 
+async def test_a_publish_that_must_wait_keeps_the_order(make_transport: MakeTransport) -> None:
+    """When nats-py has to wait inside a publish (a full buffer, a reconnect), that publish is
+    finished by a task and what was queued behind it follows, in order; nothing is lost."""
+    import asyncio
+
+    a_transport = make_transport()
+    async with (
+        Node("a", transport=a_transport) as a,
+        Node("b", transport=make_transport()) as b,
+        a.process() as me,
+    ):
+        pid = b.spawn(echo)
+        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+        nc = a_transport._nc
+        publish = nc.publish
+        slowed = 0
+
+        async def slow_publish(subject: str, data: bytes) -> None:
+            nonlocal slowed
+            if slowed < 5:
+                slowed += 1
+                await asyncio.sleep(0.01)  # suspends, as a publish waiting for its flusher does
+            await publish(subject, data)
+
+        nc.publish = slow_publish
+        try:
+            for i in range(100):
+                me.send(pid, (me.pid, i))
+                if i % 10 == 0:
+                    await anyio.sleep(0)  # several loop iterations, so several publishes
+            got = [await me.receive(tuple, timeout=10) for _ in range(100)]
+        finally:
+            nc.publish = publish
+        assert got == [("echo", i) for i in range(100)]
+        assert slowed >= 2  # the slow path ran, and went on after its first publish
+        stats = a_transport.statistics()
+        assert stats.undeliverable == 0 and stats.sent >= 101
+
+
 async def test_a_batch_inside_a_batch_is_dropped_and_counted(make_transport: MakeTransport) -> None:
     """A batch nested in a batch is undecodable input: dropped, counted, the node serves on."""
     import msgspec
