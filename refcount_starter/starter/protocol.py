@@ -208,6 +208,11 @@ class Stop:
 Command = Monitor | Demonitor | ReplyAcquired | ReplyRefused | ReplyReleased | SpawnChild | Stop
 
 
+# Commands that never vary, built once: frozen values, equal to fresh ones.
+_STOP_NORMAL = Stop(Normal())
+_REPLY_RELEASED = ReplyReleased()
+
+
 # -- state -----------------------------------------------------------------------------------
 
 
@@ -308,11 +313,49 @@ class StarterState:
         assert self.spurious_releases >= 0 and self.children_started >= 0
 
 
+# A fast constructor for the hot path. ``StarterState(...)`` runs attrs' frozen ``__init__``,
+# which sets each field through a bound ``object.__setattr__``; setting the slots through their
+# descriptors costs about half as much. Valid because no field has a validator or converter
+# and the class has no ``__attrs_post_init__``: the result is the same value.
+_new_object = object.__new__
+_set_owner = StarterState.__dict__["owner"].__set__
+_set_owner_holds = StarterState.__dict__["owner_holds"].__set__
+_set_refs = StarterState.__dict__["refs"].__set__
+_set_released_hw = StarterState.__dict__["released_hw"].__set__
+_set_monitored = StarterState.__dict__["monitored"].__set__
+_set_spurious_releases = StarterState.__dict__["spurious_releases"].__set__
+_set_children_started = StarterState.__dict__["children_started"].__set__
+_set_stopped = StarterState.__dict__["stopped"].__set__
+
+
+def _state(
+    owner: Pid,
+    owner_holds: bool,
+    refs: Mapping[RefKey, int],
+    released_hw: Mapping[Pid, int],
+    monitored: frozenset[Pid],
+    spurious_releases: int,
+    children_started: int,
+    stopped: bool,
+) -> StarterState:
+    """``StarterState(...)`` with every field given, in field order, built without ``__init__``."""
+    state = _new_object(StarterState)
+    _set_owner(state, owner)
+    _set_owner_holds(state, owner_holds)
+    _set_refs(state, refs)
+    _set_released_hw(state, released_hw)
+    _set_monitored(state, monitored)
+    _set_spurious_releases(state, spurious_releases)
+    _set_children_started(state, children_started)
+    _set_stopped(state, stopped)
+    return state
+
+
 def _evolve(state: StarterState, **changes: Any) -> StarterState:
-    """``attrs.evolve`` for ``StarterState``, spelled out: it runs on every event, and the
-    generic one (which introspects the class each time) is most of a step's cost."""
+    """``attrs.evolve`` for ``StarterState``, spelled out: the generic one introspects the class
+    each time. The hot steps call ``_state`` directly."""
     get = changes.get
-    return StarterState(
+    return _state(
         get("owner", state.owner),
         get("owner_holds", state.owner_holds),
         get("refs", state.refs),
@@ -333,7 +376,7 @@ def initial(owner: Pid) -> tuple[StarterState, tuple[Command, ...]]:
     Returns:
         The state, and ``(Monitor(owner),)``: the owner's death releases its reference.
     """
-    return StarterState(owner=owner, monitored=frozenset({owner})), (Monitor(owner),)
+    return _state(owner, True, {}, {}, frozenset({owner}), 0, 0, False), (Monitor(owner),)
 
 
 # -- the transition function ------------------------------------------------------------------
@@ -346,6 +389,16 @@ def step(state: StarterState, event: Event) -> tuple[StarterState, tuple[Command
     Once the reference list is empty the starter stops (``Stop(Normal())``); the process
     exits there, so ``Refusal.STOPPED``, the answer of a stopped state, reaches no caller.
     """
+    # The events of a starter's life, by exact type first: a class pattern costs an isinstance
+    # and a getattr per field. Subclasses and the other events go through the match.
+    if type(event) is Acquire:
+        return _acquire(state, event.holder, event.key, event.seq)
+    if type(event) is StartRequest:
+        return _start(state, event.holder, event.key, event.seq, event.ref)
+    if type(event) is Release:
+        return _release(state, event.holder, event.key, event.seq)
+    if type(event) is OwnerRelease:
+        return _owner_release(state, event.sender)
     match event:
         case Acquire(holder, key, seq):
             return _acquire(state, holder, key, seq)
@@ -392,16 +445,27 @@ def _acquire(
     # release arrived (one spec per key); that release will be counted as spurious.
     refs = dict(state.refs)
     refs[ref_key] = seq
-    commands: tuple[Command, ...] = ()
     monitored = state.monitored
-    if holder not in monitored:
+    commands: tuple[Command, ...]
+    if holder in monitored:
+        commands = (ReplyAcquired(holder, key, seq),)
+    else:
         # A holder that is already dead (a late acquire after its Down, which dropped its
         # mark) is granted too: monitoring a dead pid delivers its Down at once, and that
         # Down drops the reference again. No record of dead holders is needed.
         monitored = monitored | {holder}
-        commands = (Monitor(holder),)
-    new = _evolve(state, refs=refs, monitored=monitored)
-    return new, (*commands, ReplyAcquired(holder, key, seq))
+        commands = (Monitor(holder), ReplyAcquired(holder, key, seq))
+    new = _state(
+        state.owner,
+        state.owner_holds,
+        refs,
+        state.released_hw,
+        monitored,
+        state.spurious_releases,
+        state.children_started,
+        state.stopped,
+    )
+    return new, commands
 
 
 def _release(
@@ -423,7 +487,20 @@ def _release(
     if seq > marks.get(holder, -1):
         marks = {**marks, holder: seq}
     # The holder stays watched (its mark lives until its Down), so no Demonitor here.
-    return _stop_if_empty(_evolve(state, refs=refs, released_hw=marks), ())
+    owner_holds = state.owner_holds
+    # _stop_if_empty, inlined: one state built, not two.
+    stopping = not (owner_holds or refs)
+    new = _state(
+        state.owner,
+        owner_holds,
+        refs,
+        marks,
+        state.monitored,
+        state.spurious_releases,
+        state.children_started,
+        stopping or state.stopped,
+    )
+    return new, ((_STOP_NORMAL,) if stopping else ())
 
 
 def _holder_down(state: StarterState, holder: Pid) -> tuple[StarterState, tuple[Command, ...]]:
@@ -450,17 +527,34 @@ def _owner_release(state: StarterState, sender: Pid) -> tuple[StarterState, tupl
         new = _evolve(state, spurious_releases=state.spurious_releases + 1)
         return new, _refuse(Refusal.NOT_OWNER)
     if not state.owner_holds:
-        return _evolve(state, spurious_releases=state.spurious_releases + 1), (ReplyReleased(),)
-    new = _evolve(state, owner_holds=False)
-    commands: tuple[Command, ...] = ()
-    if new.refs and not new.holds(sender) and sender not in new.released_hw:
-        # The owner held only its own reference: nothing is left to watch it for. (When the
-        # list is now empty the starter stops, and its exit drops every monitor it holds.)
-        new = _evolve(new, monitored=new.monitored - {sender})
-        commands = (Demonitor(sender),)
-    new, commands = _stop_if_empty(new, commands)
+        return _evolve(state, spurious_releases=state.spurious_releases + 1), (_REPLY_RELEASED,)
+    refs = state.refs
+    monitored = state.monitored
+    stopped: bool = state.stopped
     # The reply goes first: the owner hears back before the starter stops.
-    return new, (ReplyReleased(), *commands)
+    commands: tuple[Command, ...]
+    if not refs:
+        # The owner held the last reference: the starter stops, and its exit drops every
+        # monitor it holds.
+        stopped = True
+        commands = (_REPLY_RELEASED, _STOP_NORMAL)
+    elif not any(holder == sender for holder, _ in refs) and sender not in state.released_hw:
+        # The owner held only its own reference: nothing is left to watch it for.
+        monitored = monitored - {sender}
+        commands = (_REPLY_RELEASED, Demonitor(sender))
+    else:
+        commands = (_REPLY_RELEASED,)
+    new = _state(
+        state.owner,
+        False,
+        refs,
+        state.released_hw,
+        monitored,
+        state.spurious_releases,
+        state.children_started,
+        stopped,
+    )
+    return new, commands
 
 
 def _start(
@@ -472,7 +566,16 @@ def _start(
         return state, _refuse(Refusal.NOT_HOLDER)
     # The requester holds a reference, so the list is not empty and the starter cannot stop
     # while this start is in flight (the Cloud Haskell hang, section 2.3 of the background).
-    new = _evolve(state, children_started=state.children_started + 1)
+    new = _state(
+        state.owner,
+        state.owner_holds,
+        state.refs,
+        state.released_hw,
+        state.monitored,
+        state.spurious_releases,
+        state.children_started + 1,
+        state.stopped,
+    )
     return new, (SpawnChild(holder, key, seq, ref),)
 
 
@@ -481,4 +584,4 @@ def _stop_if_empty(
 ) -> tuple[StarterState, tuple[Command, ...]]:
     if state.owner_holds or state.refs:
         return state, commands
-    return _evolve(state, stopped=True), (*commands, Stop(Normal()))
+    return _evolve(state, stopped=True), (*commands, _STOP_NORMAL)

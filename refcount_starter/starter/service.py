@@ -144,6 +144,10 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
         driver.perform_all(commands, message if type(message) is Call else None)
 
 
+#: The commands that answer the call (a tuple: ``A | B`` would build a union at each test).
+_REPLIES = (ReplyAcquired, ReplyRefused, ReplyReleased)
+
+
 @attrs.define
 class _Driver:
     """The starter's side effects, and the translation of messages into events."""
@@ -200,12 +204,18 @@ class _Driver:
     def acquire_and_start(self, state: StarterState, call: Call, request: AcquireAndStart) -> StarterState:
         """Step ``Acquire`` then, if it was granted, ``StartRequest``; one reply in all."""
         holder = call.sender
-        state, commands = protocol.step(state, Acquire(holder, request.key, request.seq))
-        if not any(type(command) is ReplyAcquired for command in commands):
-            self.perform_all(commands, call)  # the refusal answers the call
+        key = request.key
+        seq = request.seq
+        state, commands = protocol.step(state, Acquire(holder, key, seq))
+        granted = False
+        for command in commands:
+            if type(command) is ReplyAcquired:
+                granted = True  # not sent: the start's Started answers the call
+            else:
+                self.perform(command, call)  # a Monitor, or the refusal that answers the call
+        if not granted:
             return state
-        self.perform_all(tuple(c for c in commands if type(c) is not ReplyAcquired), call)
-        state, commands = protocol.step(state, StartRequest(holder, request.key, request.seq, request.ref))
+        state, commands = protocol.step(state, StartRequest(holder, key, seq, request.ref))
         self.perform_all(commands, call)
         return state
 
@@ -216,28 +226,30 @@ class _Driver:
     def perform(self, command: Command, call: Call | None) -> None:
         """Carry out one command; replies answer ``call``, the request being handled."""
         p = self.p
-        match command:
-            case Monitor(holder):
-                ref = p.monitor(holder)
-                self._monitors[holder] = ref
-                self._holders[ref] = holder
-            case Demonitor(holder):
-                ref = self._monitors.pop(holder)
-                del self._holders[ref]
-                p.demonitor(ref)
-            case ReplyAcquired() | ReplyRefused() | ReplyReleased():
-                assert call is not None
-                p.reply(call, command)
-            case SpawnChild(holder, _key, _seq, ref):
-                assert call is not None
-                # Linked to and monitored by the holder before it runs, and not linked to the
-                # starter: a child that dies at once reports its own reason to its supervisor.
-                pid = p.spawn_for(holder, ref, self.fn, *self.args)
-                p.reply(call, Started(pid))
-            case Stop(reason):
-                raise ProcessExit(reason)
-            case _:
-                assert_never(command)
+        # isinstance tests, not class patterns: the same tests, without a pattern's reads of
+        # ``__match_args__`` and of unused fields; the most frequent commands first.
+        if isinstance(command, Monitor):
+            holder = command.holder
+            ref = p.monitor(holder)
+            self._monitors[holder] = ref
+            self._holders[ref] = holder
+        elif isinstance(command, SpawnChild):
+            assert call is not None
+            # Linked to and monitored by the holder before it runs, and not linked to the
+            # starter: a child that dies at once reports its own reason to its supervisor.
+            pid = p.spawn_for(command.holder, command.ref, self.fn, *self.args)
+            p.reply(call, Started(pid))
+        elif isinstance(command, _REPLIES):
+            assert call is not None
+            p.reply(call, command)
+        elif isinstance(command, Stop):
+            raise ProcessExit(command.reason)
+        elif isinstance(command, Demonitor):
+            ref = self._monitors.pop(command.holder)
+            del self._holders[ref]
+            p.demonitor(ref)
+        else:
+            assert_never(command)
 
 
 def _malformed(request: AcquireRef | StartChild | AcquireAndStart) -> bool:
