@@ -523,41 +523,50 @@ class NatsTransport:
         )
         self._queue.append((self.node_subject(peer.name, peer.incarnation), data, signal, peer.name))
         if not self._flushing:
+            # The first envelope of a loop iteration goes out at once; what queues up behind
+            # it during the iteration goes at its end, packed into batches.
             self._flushing = True
             self._idle.clear()
             asyncio.get_running_loop().call_soon(self._flush)
+            self._publish_next()
 
-    # Publishing. What is queued during one loop iteration is published at the end of it, by
-    # a callback rather than a writer task: nats-py's publish only appends to its buffer and
-    # wakes its own flusher, so it is driven to its end at once, without a task switch. The
-    # envelopes queued for one node in that iteration travel as one batch. Should nats-py
-    # have to wait (its buffer is full, or it is reconnecting), a task finishes that publish
-    # and then publishes the rest, in order.
+    # Publishing. nats-py's publish is a coroutine that, unless its buffer is full or it is
+    # reconnecting, only appends to its buffer and wakes its own flusher: it is driven to its
+    # end at once, from the send that queued the envelope or from a callback at the end of
+    # the loop iteration, with no task switch. Should it have to wait, a task finishes that
+    # publish and then publishes the rest, in order.
 
     def _flush(self) -> None:
-        queue = self._queue
-        while queue:
-            nc = self._nc
-            if nc is None:
-                queue.clear()  # detached meanwhile
-                break
-            subject, data, signals, name = self._next_batch()
-            publishing = nc.publish(subject, data)
-            try:
-                waiting = publishing.send(None)
-            except StopIteration:
-                self._published(signals)
-                continue
-            except Exception as exc:
-                self._publish_failed(name, signals, exc)
-                continue
-            self._slow = asyncio.get_running_loop().create_task(
-                self._publish_slowly(publishing, waiting, signals, name),
-                name="refcount_starter.nats.publish",
-            )
-            return
+        if self._slow is not None:
+            return  # a publish is waiting: its task publishes the rest, in order
+        while self._queue:
+            if not self._publish_next():
+                return
         self._flushing = False
         self._idle.set()
+
+    def _publish_next(self) -> bool:
+        """Publish the next envelope (or batch) now; False if a task must finish it."""
+        nc = self._nc
+        if nc is None:
+            self._queue.clear()  # detached meanwhile
+            return True
+        subject, data, signals, name = self._next_batch()
+        publishing = nc.publish(subject, data)
+        try:
+            waiting = publishing.send(None)
+        except StopIteration:
+            self._published(signals)
+            return True
+        except Exception as exc:
+            # Handled from the loop, not inside the send that queued the envelope.
+            asyncio.get_running_loop().call_soon(self._publish_failed, name, signals, exc)
+            return True
+        self._slow = asyncio.get_running_loop().create_task(
+            self._publish_slowly(publishing, waiting, signals, name),
+            name="refcount_starter.nats.publish",
+        )
+        return False
 
     async def _publish_slowly(
         self, publishing: Any, waiting: Any, signals: list[Signal | None], name: str
