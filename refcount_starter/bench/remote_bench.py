@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from .suite import Options, Result, benchmark, interleave
+from .suite import Options, Result, benchmark
 
 _log = logging.getLogger("refcount_starter.bench.remote_bench")
 
@@ -112,17 +112,9 @@ async def _two_nodes(url: str) -> AsyncIterator[tuple[Any, Any]]:
         yield me, b.spawn(_echo)
 
 
-async def _ours(url: str, n: int) -> float:
-    async with _two_nodes(url) as (me, echo):
-        for i in range(20):  # the first contact (whois) and warm-up
-            await me.call(echo, i)
-        started = time.perf_counter()
-        for i in range(n):
-            await me.call(echo, i)
-        return n / (time.perf_counter() - started)
-
-
-async def _base(url: str, n: int) -> float:
+@contextlib.asynccontextmanager
+async def _raw_pair(url: str) -> AsyncIterator[Any]:
+    """A raw nats-py requester whose requests a raw responder on the same server echoes."""
     import nats
     import nats.errors
 
@@ -135,20 +127,53 @@ async def _base(url: str, n: int) -> float:
 
         await responder.subscribe("bench.echo", cb=answer)
         await responder.flush()
-        payload = b"x" * 16
         for attempt in range(20):
             try:
-                await requester.request("bench.echo", payload, timeout=10)
+                await requester.request("bench.echo", _PAYLOAD, timeout=10)
             except nats.errors.NoRespondersError:
                 # The server may not yet route to a just-made subscription (seen under load).
                 await asyncio.sleep(0.01 * (attempt + 1))
-        started = time.perf_counter()
-        for _ in range(n):
-            await requester.request("bench.echo", payload, timeout=10)
-        return n / (time.perf_counter() - started)
+        yield requester
     finally:
         await requester.close()
         await responder.close()
+
+
+_PAYLOAD = b"x" * 16
+
+
+async def _ours(me: Any, echo: Any, n: int) -> float:
+    started = time.perf_counter()
+    for i in range(n):
+        await me.call(echo, i)
+    return n / (time.perf_counter() - started)
+
+
+async def _base(requester: Any, n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        await requester.request("bench.echo", _PAYLOAD, timeout=10)
+    return n / (time.perf_counter() - started)
+
+
+async def _paired(url: str, n: int, rounds: int) -> tuple[list[float], list[float]]:
+    """Both sides set up side by side on one server, then measured in alternating chunks of
+    ``n // 4`` round trips, four chunks a round: a change in the machine's speed during the
+    run (round trips between processes depend on how both get scheduled) falls on both."""
+    async with _two_nodes(url) as (me, echo), _raw_pair(url) as requester:
+        for i in range(20):  # the first contact (whois) and warm-up
+            await me.call(echo, i)
+        chunk = max(1, n // 4)
+        ours: list[float] = []
+        base: list[float] = []
+        for index in range(rounds * 4):
+            first_ours = index % 2 == 1  # alternate which goes first
+            for mine in (first_ours, not first_ours):
+                if mine:
+                    ours.append(await _ours(me, echo, chunk))
+                else:
+                    base.append(await _base(requester, chunk))
+        return ours, base
 
 
 @benchmark("nats_roundtrip")
@@ -168,5 +193,5 @@ async def nats_roundtrip(options: Options) -> list[Result]:
     with _server() as url:
         if url is None:
             return []
-        ours, base = await interleave(options, lambda: _ours(url, n), lambda: _base(url, n))
+        ours, base = await _paired(url, n, options.round_count)
     return [Result.compare("nats_roundtrip", ours, base, "round trips/s", higher_is_better=True, target=0.77)]
