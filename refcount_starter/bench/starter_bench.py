@@ -1,8 +1,9 @@
 """Starter benchmarks: the DPP-84 cycle, the shared-starter cycle, and the heap it leaves.
 
-``dpp84_cycle`` is what leaked in Cloud Haskell: make a starter, ``start_new_child`` +
-``terminate_child`` + ``delete_child``, the owner lets go, and the starter is gone at the
-cycle's end. Its baseline is raw anyio's spawn + stop of a task with a mailbox.
+``dpp84_cycle`` is what leaked in Cloud Haskell: make a starter (as ``toChildStart`` did),
+``start_new_child``, the owner lets go once the supervisor holds it (as in the guide's
+example), ``terminate_child`` + ``delete_child``, and the starter is gone at the cycle's end.
+Its baseline is raw anyio's spawn + stop of a task with a mailbox.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ async def _dpp84_cycles(n: int) -> float:
             starter = await spawn_child_starter(me, _child)
             spec = ChildSpec("db", starter.child_start, restart=TRANSIENT)
             await sup.start_new_child(spec)
+            await starter.release()
             await sup.terminate_child("db")
             await sup.delete_child("db")
-            await starter.release()
             await node.wait(starter.pid)
         rate = n / (time.perf_counter() - started)
         await sup.shutdown_and_wait()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from types import TracebackType
 from typing import Any
@@ -20,7 +19,6 @@ from .service import (
     AcquireAndStart,
     AcquireRef,
     GetStatistics,
-    ReleaseOwnerRef,
     StartChild,
     Started,
     starter_process,
@@ -218,18 +216,19 @@ class Starter:
         return self._released
 
     async def release(self) -> None:
-        """Release the owner's reference; idempotent.
+        """Release the owner's reference; idempotent, and it never blocks.
 
-        The starter keeps running while any supervisor holds it, and stops when the last one
-        lets go. Releasing a starter that is already gone does nothing.
+        It sends the starter the owner's release signal, the exit signal ``Shutdown()``
+        (ADR-0004), and returns at once. The starter keeps running while any supervisor
+        holds it, and stops when the last one lets go; ``wait()`` waits for that. Releasing
+        a starter that is already gone does nothing.
         """
         if self._released:
             return
         self._released = True
         if self.owner.reason is not None:
             return  # the owner is dead: its Down released the reference
-        with contextlib.suppress(CallFailed):  # already gone: nothing left to release
-            await self.owner.call(self.pid, ReleaseOwnerRef())
+        self.owner.exit(self.pid, Shutdown())
 
     async def statistics(self, *, via: Process | None = None) -> StarterStatistics:
         """Ask the starter what it holds.

@@ -1,10 +1,10 @@
 """The starter process: it drives ``protocol.step`` from its mailbox.
 
 The loop is the one every sans-IO driver has: receive a message, turn it into an event,
-step, perform the commands. Requests (acquire, start, the owner's release, statistics)
-arrive as ``Call``s; a supervisor's release arrives as the exit signal
-``Shutdown((child_key, seq))`` (the starter traps exits, so it is an ``ExitSignal`` message;
-see ADR-0004); a holder's ``Down`` becomes ``HolderDown``. The starter links to nobody, so
+step, perform the commands. Requests (acquire, start, statistics) arrive as ``Call``s; a
+supervisor's release arrives as the exit signal ``Shutdown((child_key, seq))``, and the
+owner's as a plain ``Shutdown()`` (the starter traps exits, so they are ``ExitSignal``
+messages; see ADR-0004); a holder's ``Down`` becomes ``HolderDown``. The starter links to nobody, so
 no supervisor's exit can take it down (the Cloud Haskell starter linked to its first
 supervisor; see ADR-0002).
 """
@@ -87,7 +87,8 @@ class AcquireAndStart:
 
 @attrs.frozen
 class ReleaseOwnerRef:
-    """Call body: the owner releases its reference; answered ``ReplyReleased``."""
+    """Call body: the owner releases its reference; answered ``ReplyReleased``. (The same as
+    the owner's release signal ``Shutdown()``, with an answer.)"""
 
 
 @attrs.frozen
@@ -183,6 +184,10 @@ class _Driver:
             release = _release_detail(reason)
             if release is not None:
                 return Release(message.sender, *release)
+            if type(reason) is Shutdown and reason.detail is None:
+                # A plain Shutdown: the owner lets go of its own reference (from anyone else
+                # the protocol counts it as spurious). See ADR-0004.
+                return OwnerRelease(message.sender)
             node = self.p.node
             if message.sender == Pid(node.name, node.incarnation, 0):
                 return Halt(reason)  # the node is stopping
@@ -240,8 +245,8 @@ class _Driver:
             pid = p.spawn_for(command.holder, command.ref, self.fn, *self.args)
             p.reply(call, Started(pid))
         elif isinstance(command, _REPLIES):
-            assert call is not None
-            p.reply(call, command)
+            if call is not None:  # the owner's release signal expects no answer
+                p.reply(call, command)
         elif isinstance(command, Stop):
             raise ProcessExit(command.reason)
         elif isinstance(command, Demonitor):

@@ -181,6 +181,26 @@ async def owner_that_returns(p: Process, test: Pid) -> None:
     p.send(test, starter.pid)
 
 
+async def test_the_owners_release_is_a_signal_that_never_blocks() -> None:
+    """``release()`` sends the owner's release signal, ``Shutdown()``, and returns at once; the
+    starter reads it in order with what the owner sent before and after, and stops once the
+    last supervisor lets go. A plain ``Shutdown()`` from anyone else releases nothing."""
+    async with Node() as node, node.process() as owner, node.process(trap_exits=True) as sup:
+        starter = await spawn_child_starter(owner, worker)
+        lease = await starter.child_start.acquire(sup, "w")
+        sup.exit(starter.pid, Shutdown())  # not the owner: spurious
+        stats = await starter.statistics()
+        assert stats.owner_holds and stats.spurious_releases == 1
+        await starter.release()
+        assert starter.released
+        stats = await starter.statistics()  # sent after the signal: answered after it
+        assert not stats.owner_holds and stats.holders == {sup.pid}
+        assert stats.spurious_releases == 1
+        starter.child_start.release(sup, "w", lease)
+        assert await starter.wait() == Normal()
+        assert node.is_alive(owner.pid)
+
+
 async def test_owner_death_releases_the_owner_reference() -> None:
     """An owner that exits without releasing still lets an unused starter stop."""
     async with Node() as node, node.process() as me:
