@@ -16,7 +16,18 @@ from typing import Any, assert_never
 
 import attrs
 
-from ..runtime import Call, Down, ExitSignal, Pid, Process, ProcessExit, ProcessFunction, Ref, Shutdown
+from ..runtime import (
+    Call,
+    Down,
+    ExitSignal,
+    Normal,
+    Pid,
+    Process,
+    ProcessExit,
+    ProcessFunction,
+    Ref,
+    Shutdown,
+)
 from . import protocol
 from .protocol import (
     Acquire,
@@ -143,6 +154,8 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
             continue
         state, commands = protocol.step(state, event)
         driver.perform_all(commands, message if type(message) is Call else None)
+        if state.stopped:
+            return  # Stop(Normal()): the reference list is empty
 
 
 #: The commands that answer the call (a tuple: ``A | B`` would build a union at each test).
@@ -248,7 +261,10 @@ class _Driver:
             if call is not None:  # the owner's release signal expects no answer
                 p.reply(call, command)
         elif isinstance(command, Stop):
-            raise ProcessExit(command.reason)
+            # Normal: starter_process returns once the step's commands are performed, a
+            # cheaper way out than an exception.
+            if type(command.reason) is not Normal:
+                raise ProcessExit(command.reason)
         elif isinstance(command, Demonitor):
             ref = self._monitors.pop(command.holder)
             del self._holders[ref]
