@@ -251,7 +251,7 @@ class _Server:
     async def _loop(self) -> None:
         p = self.p
         while True:
-            timeout = self._fire_timers()
+            timeout = self._fire_timers() if self.timers else None
             try:
                 message = await p.receive(timeout=timeout)
             except TimeoutError:
@@ -493,8 +493,10 @@ class _Server:
 
     async def _flush_exit_signal(self, pid: Pid) -> None:
         # A child that exited before it was unlinked left its link's exit signal behind.
+        if not self.p.mailbox_size:
+            return  # the common case, without a TimeoutError
         with contextlib.suppress(TimeoutError):
-            await self.p.receive(ExitSignal, where=lambda m: m.sender == pid, timeout=0)
+            await self.p.receive(where=lambda m: type(m) is ExitSignal and m.sender == pid, timeout=0)
 
     def _signal_stop(self, child: _Child) -> float | None:
         """Unlink the child and send its stop signal; return how long to wait (None: for ever)."""
@@ -522,14 +524,15 @@ class _Server:
         ref = child.ref
         timeout = self._signal_stop(child)
 
-        def is_down(message: Down) -> bool:
-            return message.ref == ref
+        def is_down(message: Any) -> bool:
+            return type(message) is Down and message.ref == ref
 
+        down: Down
         try:
-            down = await self.p.receive(Down, where=is_down, timeout=timeout)
+            down = await self.p.receive(where=is_down, timeout=timeout)
         except TimeoutError:
             self.p.exit(state.pid, Kill())
-            down = await self.p.receive(Down, where=is_down)
+            down = await self.p.receive(where=is_down)
         await self._stopped(child, down.reason)
         return down.reason
 
