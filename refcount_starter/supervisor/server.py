@@ -14,10 +14,12 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from ..runtime import (
@@ -93,6 +95,8 @@ _log = logging.getLogger("refcount_starter.supervisor.server")
 
 STOPPED = ChildStopped()
 IGNORED = ChildStartIgnored()
+# A child's stop signal (an exit reason is immutable: one serves every stop).
+SHUTDOWN = Shutdown()
 
 
 def _check_strategy(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -237,7 +241,7 @@ class _Server:
     async def _init(self) -> None:
         for spec in self.config.children:
             try:
-                await self._add(spec, start=True)
+                await self._start_new_child(StartNewChild(spec))
             except _Stop:
                 raise
             except Exception as exc:
@@ -306,7 +310,10 @@ class _Server:
         child.spec.start.release(self.p, child.spec.key, child.lease)
 
     def _set_running(self, child: _Child, pid: Pid, ref: Ref) -> None:
-        self._set_state(child, ChildRunning(pid))
+        # Only a child that is not running is started: by_pid holds no other pid of it.
+        assert type(child.state) is not ChildRunning
+        child.state = ChildRunning(pid)
+        child.retry = None
         child.ref = ref
         child.last_pid = pid
         self.by_pid[pid] = child
@@ -326,8 +333,13 @@ class _Server:
     # -- calls ------------------------------------------------------------------------------
 
     async def _handle_call(self, call: Call) -> None:
+        request = call.request
+        # One dict lookup by the request's exact type (a subclass is not understood).
+        handler = _HANDLERS.get(type(request))
         try:
-            value = await self._request(call.request)
+            if handler is None:
+                raise TypeError(f"supervisor {self.p.pid} does not understand the request {request!r}")
+            value = await handler(self, request)
         except _Stop:
             raise
         except Exception as exc:
@@ -340,61 +352,61 @@ class _Server:
             _log.warning("supervisor %s could not send %r to %s: %s", self.p.pid, value, call.sender, exc)
             self.p.reply(call, Failed(RuntimeError(f"the supervisor's answer cannot cross nodes: {exc}")))
 
-    async def _request(self, request: object) -> object:
-        kind = type(request)
-        if kind is StartNewChild:
-            assert isinstance(request, StartNewChild)
-            return (await self._add(request.spec, start=True)).state
-        if kind is AddChild:
-            assert isinstance(request, AddChild)
-            return (await self._add(request.spec, start=False)).state
-        if kind is StartChild or kind is RestartChild:
-            assert isinstance(request, StartChild | RestartChild)
-            return await self._start_existing(self._find(request.key))
-        if kind is TerminateChild:
-            assert isinstance(request, TerminateChild)
-            await self._terminate(self._find(request.key))
-            return None
-        if kind is DeleteChild:
-            assert isinstance(request, DeleteChild)
-            child = self._find(request.key)
-            if type(child.state) is not ChildStopped and type(child.state) is not ChildStartIgnored:
-                raise ChildNotStopped(request.key, child.state)
+    # The request handlers (see _HANDLERS): each answers one request type.
+
+    async def _start_new_child(self, request: StartNewChild) -> ChildRef:
+        # Acquire and the first start in one step (one round trip to a starter), the acquire
+        # still first.
+        child = self._new_child(request.spec)
+        self._insert(child)
+        try:
+            await self._start(child, acquire=True)
+        except BaseException:
+            # Cloud Haskell's startNewChild: a spec whose start fails is not kept.
+            self._remove(child)
+            if child.lease is not _NOT_ACQUIRED:
+                child.spec.start.release(self.p, child.spec.key, child.lease)
+            raise
+        return child.state
+
+    async def _add_child(self, request: AddChild) -> ChildRef:
+        child = self._new_child(request.spec)
+        # The start's acquire comes before anything that could start the child; what it
+        # raises (StarterGone, BadClosure, ...) goes back to the caller unchanged.
+        child.lease = await child.spec.start.acquire(self.p, child.spec.key)
+        self._insert(child)
+        return child.state
+
+    async def _start_child(self, request: StartChild | RestartChild) -> ChildRef:
+        child = self._find(request.key)
+        if type(child.state) is ChildRunning or type(child.state) is ChildRestarting:
+            raise AlreadyRunning(child.spec.key, child.state)
+        await self._start(child)
+        return child.state
+
+    async def _terminate_child(self, request: TerminateChild) -> None:
+        child = self._find(request.key)
+        if type(child.state) is ChildRunning:
+            await self._stop_child(child)
+        else:
+            self._set_state(child, STOPPED)
+        if child.spec.restart is TEMPORARY:
             self._drop(child)
-            return None
-        if kind is LookupChild:
-            assert isinstance(request, LookupChild)
-            found = self.children.get(request.key)
-            return None if found is None else Child(request.key, found.state, found.spec)
-        if kind is ListChildren:
-            return [Child(key, child.state, child.spec) for key, child in self.children.items()]
-        if kind is GetStatistics:
-            return self._statistics()
-        if kind is Subscribe:
-            assert isinstance(request, Subscribe)
-            if request.pid not in self.subscribers:
-                ref = self.p.monitor(request.pid)
-                self.subscribers[request.pid] = ref
-                self.subscriber_refs[ref] = request.pid
-            return None
-        if kind is Unsubscribe:
-            assert isinstance(request, Unsubscribe)
-            old = self.subscribers.pop(request.pid, None)
-            if old is not None:
-                del self.subscriber_refs[old]
-                self.p.demonitor(old)
-            return None
-        if kind is AwaitInit:
-            return None
-        raise TypeError(f"supervisor {self.p.pid} does not understand the request {request!r}")
 
-    def _find(self, key: str) -> _Child:
-        child = self.children.get(key)
-        if child is None:
-            raise ChildNotFound(key)
-        return child
+    async def _delete_child(self, request: DeleteChild) -> None:
+        child = self._find(request.key)
+        if type(child.state) is not ChildStopped and type(child.state) is not ChildStartIgnored:
+            raise ChildNotStopped(request.key, child.state)
+        self._drop(child)
 
-    def _statistics(self) -> SupervisorStatistics:
+    async def _lookup_child(self, request: LookupChild) -> Child | None:
+        found = self.children.get(request.key)
+        return None if found is None else Child(request.key, found.state, found.spec)
+
+    async def _list_children(self, request: ListChildren) -> list[Child]:
+        return [Child(key, child.state, child.spec) for key, child in self.children.items()]
+
+    async def _get_statistics(self, request: GetStatistics) -> SupervisorStatistics:
         defined = len(self.children)
         running = len(self.by_pid)
         return SupervisorStatistics(
@@ -407,45 +419,35 @@ class _Server:
             total_restarts=self.total_restarts,
         )
 
-    async def _add(self, spec: ChildSpec, *, start: bool) -> _Child:
+    async def _subscribe(self, request: Subscribe) -> None:
+        if request.pid not in self.subscribers:
+            ref = self.p.monitor(request.pid)
+            self.subscribers[request.pid] = ref
+            self.subscriber_refs[ref] = request.pid
+
+    async def _unsubscribe(self, request: Unsubscribe) -> None:
+        old = self.subscribers.pop(request.pid, None)
+        if old is not None:
+            del self.subscriber_refs[old]
+            self.p.demonitor(old)
+
+    async def _await_init(self, request: AwaitInit) -> None:
+        return None
+
+    def _find(self, key: str) -> _Child:
+        child = self.children.get(key)
+        if child is None:
+            raise ChildNotFound(key)
+        return child
+
+    def _new_child(self, spec: object) -> _Child:
+        """The record of a new spec (not inserted yet); its lease is not acquired."""
         if not isinstance(spec, ChildSpec):
             raise TypeError(f"expected a ChildSpec, got {spec!r}")
         existing = self.children.get(spec.key)
         if existing is not None:
             raise DuplicateChild(spec.key, existing.state)
-        if not start:
-            # The start's acquire comes before anything that could start the child; what it
-            # raises (StarterGone, BadClosure, ...) goes back to the caller unchanged.
-            child = _Child(spec, await spec.start.acquire(self.p, spec.key))
-            self._insert(child)
-            return child
-        # start_new_child: acquire and the first start in one step (one round trip to a
-        # starter), the acquire still first.
-        child = _Child(spec, _NOT_ACQUIRED)
-        self._insert(child)
-        try:
-            await self._start(child, acquire=True)
-        except BaseException:
-            # Cloud Haskell's startNewChild: a spec whose start fails is not kept.
-            self._remove(child)
-            if child.lease is not _NOT_ACQUIRED:
-                spec.start.release(self.p, spec.key, child.lease)
-            raise
-        return child
-
-    async def _start_existing(self, child: _Child) -> ChildRef:
-        if type(child.state) is ChildRunning or type(child.state) is ChildRestarting:
-            raise AlreadyRunning(child.spec.key, child.state)
-        await self._start(child)
-        return child.state
-
-    async def _terminate(self, child: _Child) -> None:
-        if type(child.state) is ChildRunning:
-            await self._stop_child(child)
-        else:
-            self._set_state(child, STOPPED)
-        if child.spec.restart is TEMPORARY:
-            self._drop(child)
+        return _Child(spec, _NOT_ACQUIRED)
 
     # -- starting and stopping one child ----------------------------------------------------
 
@@ -489,7 +491,8 @@ class _Server:
                 self._emit(ev.SupervisedChildStartFailure, p.pid, key, reason)
                 raise StartFailureDied(key, reason) from exc
         self._set_running(child, pid, ref)
-        self._emit(ev.SupervisedChildStarted, p.pid, key, pid)
+        if self.subscribers:
+            self._emit(ev.SupervisedChildStarted, p.pid, key, pid)
 
     async def _flush_exit_signal(self, pid: Pid) -> None:
         # A child that exited before it was unlinked left its link's exit signal behind.
@@ -507,32 +510,50 @@ class _Server:
         if isinstance(policy, StopImmediately):
             self.p.exit(state.pid, Kill())
             return None
-        self.p.exit(state.pid, Shutdown())
-        return None if policy.seconds == float("inf") else policy.seconds
+        self.p.exit(state.pid, SHUTDOWN)
+        return None if policy.seconds == math.inf else policy.seconds
 
     async def _stopped(self, child: _Child, reason: ExitReason) -> None:
         state = child.state
         assert type(state) is ChildRunning
-        await self._flush_exit_signal(state.pid)
+        if self.p.mailbox_size:
+            await self._flush_exit_signal(state.pid)
         self._set_state(child, STOPPED)
-        self._emit(ev.SupervisedChildStopped, self.p.pid, child.spec.key, state.pid, reason)
+        if self.subscribers:
+            self._emit(ev.SupervisedChildStopped, self.p.pid, child.spec.key, state.pid, reason)
 
     async def _stop_child(self, child: _Child) -> ExitReason:
         """Stop a running child with its stop policy (OTP's shutdown/2); it ends ``ChildStopped``."""
         state = child.state
         assert type(state) is ChildRunning
         ref = child.ref
+        p = self.p
         timeout = self._signal_stop(child)
 
         def is_down(message: Any) -> bool:
             return type(message) is Down and message.ref == ref
 
-        down: Down
+        down: Down | None = None
         try:
-            down = await self.p.receive(where=is_down, timeout=timeout)
+            if timeout == 0:
+                down = await p.receive(where=is_down, timeout=0)  # a zero timeout only looks
+            else:
+                # Most children are gone one loop iteration after their stop signal: yield
+                # once and take the Down then, without a timer or a wake-up; otherwise wait
+                # for what is left of the timeout.
+                deadline = None if timeout is None else anyio.current_time() + timeout
+                await anyio.lowlevel.checkpoint()
+                if p.mailbox_size:
+                    try:
+                        down = await p.receive(where=is_down, timeout=0)
+                    except TimeoutError:
+                        down = None  # other messages: the Down is not there yet
+                if down is None:
+                    left = None if deadline is None else max(0.0, deadline - anyio.current_time())
+                    down = await p.receive(where=is_down, timeout=left)
         except TimeoutError:
-            self.p.exit(state.pid, Kill())
-            down = await self.p.receive(where=is_down)
+            p.exit(state.pid, Kill())
+            down = await p.receive(where=is_down)
         await self._stopped(child, down.reason)
         return down.reason
 
@@ -733,3 +754,20 @@ class _Server:
         if running:
             await self._stop_child(child)
         return True
+
+
+#: The handler of each request type, by its exact type.
+_HANDLERS: dict[type, Callable[[_Server, Any], Awaitable[object]]] = {
+    StartNewChild: _Server._start_new_child,
+    TerminateChild: _Server._terminate_child,
+    DeleteChild: _Server._delete_child,
+    AddChild: _Server._add_child,
+    StartChild: _Server._start_child,
+    RestartChild: _Server._start_child,
+    LookupChild: _Server._lookup_child,
+    ListChildren: _Server._list_children,
+    GetStatistics: _Server._get_statistics,
+    Subscribe: _Server._subscribe,
+    Unsubscribe: _Server._unsubscribe,
+    AwaitInit: _Server._await_init,
+}
