@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 import time
 from collections import deque
@@ -68,6 +69,11 @@ KIND_BATCH = 3
 
 _TOP_KINDS = (KIND_SIGNAL, KIND_HEARTBEAT, KIND_BYE, KIND_BATCH)
 
+# What nats-py adds to a message in its buffer ("PUB <subject> <size>\r\n...\r\n"), at most.
+_PUB_OVERHEAD = 32
+# A publish not started yet (see _publish_slowly).
+_NOT_STARTED: Any = object()
+
 _SIGNAL_TYPES = (
     MessageSignal,
     NamedMessageSignal,
@@ -80,6 +86,9 @@ _SIGNAL_TYPES = (
     CallSignal,
     ReplySignal,
 )
+
+# nats-py's default for connect(pending_size=...).
+_DEFAULT_PENDING_SIZE = 2 * 1024 * 1024
 
 _Header = tuple[int, int, str, int, int, int, msgspec.Raw]
 _header_decoder = msgspec.msgpack.Decoder(_Header)
@@ -247,6 +256,9 @@ class NatsTransport:
         self._max_reconnect_attempts = max_reconnect_attempts
         self._pending_msgs_limit = pending_msgs_limit
         self._connect_options = dict(connect_options or {})
+        # nats-py's buffer limit: past it a publish flushes by force and waits (0: no limit).
+        limit = self._connect_options.get("pending_size", _DEFAULT_PENDING_SIZE)
+        self._pending_limit: float = limit if isinstance(limit, int) and limit > 0 else math.inf
 
         self._node: NodeHooks | None = None
         self._nc: Any = None
@@ -553,15 +565,20 @@ class NatsTransport:
             return True
         subject, data, signals, name = self._next_batch()
         publishing = nc.publish(subject, data)
-        try:
-            waiting = publishing.send(None)
-        except StopIteration:
-            self._published(signals)
-            return True
-        except Exception as exc:
-            # Handled from the loop, not inside the send that queued the envelope.
-            asyncio.get_running_loop().call_soon(self._publish_failed, name, signals, exc)
-            return True
+        if nc.pending_data_size + len(subject) + len(data) + _PUB_OVERHEAD > self._pending_limit:
+            # nats-py's buffer would overflow: it flushes by force and waits, with a timeout
+            # that needs a task of its own. A task publishes this one and then the rest.
+            waiting: Any = _NOT_STARTED
+        else:
+            try:
+                waiting = publishing.send(None)
+            except StopIteration:
+                self._published(signals)
+                return True
+            except Exception as exc:
+                # Handled from the loop, not inside the send that queued the envelope.
+                asyncio.get_running_loop().call_soon(self._publish_failed, name, signals, exc)
+                return True
         self._slow = asyncio.get_running_loop().create_task(
             self._publish_slowly(publishing, waiting, signals, name),
             name="refcount_starter.nats.publish",
@@ -573,32 +590,43 @@ class NatsTransport:
     ) -> None:
         try:
             try:
-                while True:
-                    # Wait for what the publish waits for, then let it go on (it reads the
-                    # outcome itself, as it would under a task).
-                    if waiting is None:
-                        await asyncio.sleep(0)
-                    else:
-                        await asyncio.wait((waiting,))
-                    waiting = publishing.send(None)
+                if waiting is _NOT_STARTED:
+                    await publishing
+                else:
+                    while True:
+                        # Wait for what the publish waits for, then let it go on (it reads
+                        # the outcome itself, as it would under a task).
+                        if waiting is None:
+                            await asyncio.sleep(0)
+                        else:
+                            await asyncio.wait((waiting,))
+                        waiting = publishing.send(None)
             except StopIteration:
                 self._published(signals)
             except Exception as exc:
                 self._publish_failed(name, signals, exc)
-        finally:
-            publishing.close()
-        while self._queue and self._nc is not None:
-            subject, data, signals, name = self._next_batch()
-            try:
-                await self._nc.publish(subject, data)
-            except Exception as exc:
-                self._publish_failed(name, signals, exc)
             else:
-                self._published(signals)
-        self._queue.clear()
-        self._slow = None
-        self._flushing = False
-        self._idle.set()
+                if waiting is _NOT_STARTED:
+                    self._published(signals)
+            finally:
+                publishing.close()
+            while self._queue and self._nc is not None:
+                subject, data, signals, name = self._next_batch()
+                try:
+                    await self._nc.publish(subject, data)
+                except Exception as exc:
+                    self._publish_failed(name, signals, exc)
+                else:
+                    self._published(signals)
+        finally:
+            self._slow = None
+            if self._queue and self._nc is not None and not self._closing:
+                # Stopped early by something that is not an Exception: go on from the loop.
+                asyncio.get_running_loop().call_soon(self._flush)
+            else:
+                self._queue.clear()
+                self._flushing = False
+                self._idle.set()
 
     def _next_batch(self) -> tuple[str, bytes, list[Signal | None], str]:
         """The next envelope, with the ones queued right behind it for the same node."""

@@ -120,7 +120,11 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
                 )
         travelling = tuple((field, field_specs[field].alias or field) for field in chosen)
         init_order = [spec.name for spec in specs if spec.init]
-        in_order = chosen == init_order and not any(spec.kw_only for spec in specs if spec.init)
+        in_order = (
+            chosen == init_order
+            and not any(spec.kw_only for spec in specs if spec.init)
+            and not hasattr(cls, "__attrs_init__")  # attrs wrote __init__, not the class
+        )
     else:
         raise TypeError(
             f"cannot register {cls.__module__}.{cls.__qualname__}: only attrs classes, "

@@ -194,7 +194,11 @@ class AsyncioMailbox(Mailbox):
         items = self._items
         if predicate is None:
             while not items:
-                await self._wait()
+                waiter = self._wait()
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
             return items.popleft()
         # Resume the scan where the last one stopped: only the reader removes messages.
         index = 0
@@ -206,12 +210,16 @@ class AsyncioMailbox(Mailbox):
                     del items[index]
                     return message
                 index += 1
-            await self._wait()
+            waiter = self._wait()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
     def _wait(self) -> asyncio.Future[None]:
         # A plain function returning the future to await: no coroutine frame per wait. The
-        # reader clears _waiter when it resumes (see _receive); a sender only sets a result.
-        if self._waiter is not None and not self._waiter.done():
+        # reader clears _waiter as it resumes (see _receive), so a second reader is caught.
+        if self._waiter is not None:
             raise _second_reader()
         waiter = self._waiter = _Future(loop=_running_loop())
         return waiter
@@ -220,18 +228,17 @@ class AsyncioMailbox(Mailbox):
         return _running_loop().time()
 
     async def _park(self, deadline: float | None) -> None:
-        if self._waiter is not None and not self._waiter.done():
+        if self._waiter is not None:
             raise _second_reader()
         loop = _running_loop()
         waiter = self._waiter = _Future(loop=loop)
-        if deadline is None:
-            await waiter
-            return
-        timer = loop.call_at(deadline, _expire, waiter)
+        timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
         try:
             await waiter
         finally:
-            timer.cancel()
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -257,16 +264,27 @@ class TrioMailbox(Mailbox):
             self._waiter = None
             return trio.lowlevel.Abort.SUCCEEDED
 
-        if deadline is None:
-            await trio.lowlevel.wait_task_rescheduled(abort)
-        else:
-            with trio.move_on_at(deadline):
+        # _waiter stays set (to _WOKEN once woken) until the reader runs again, so that a
+        # second reader is caught even between the wake-up and the resume.
+        try:
+            if deadline is None:
                 await trio.lowlevel.wait_task_rescheduled(abort)
+            else:
+                with trio.move_on_at(deadline):
+                    await trio.lowlevel.wait_task_rescheduled(abort)
+        finally:
+            self._waiter = None
 
     def _wake(self) -> None:
         task = self._waiter
-        self._waiter = None
+        if task is _WOKEN:
+            return
+        self._waiter = _WOKEN
         _trio().lowlevel.reschedule(task)
+
+
+#: The trio reader was rescheduled and has not run yet.
+_WOKEN = object()
 
 
 def _trio() -> Any:

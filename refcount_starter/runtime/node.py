@@ -604,8 +604,12 @@ class Node:
         """
         if pid.node != self._name:
             ref = self._new_ref()
-            proc._monitors[ref] = pid
-            self._transport_send(CallSignal(proc.pid, pid, ref, request))
+            proc._monitors[ref] = pid  # before the send: an undeliverable call fires it
+            try:
+                self._transport_send(CallSignal(proc.pid, pid, ref, request))
+            except BaseException:
+                del proc._monitors[ref]  # the request cannot be encoded: no call was made
+                raise
             return ref
         ref = self._monitor_pid(proc, pid)
         self._send(proc.pid, pid, Call(proc.pid, ref, request))

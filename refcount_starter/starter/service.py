@@ -197,13 +197,13 @@ class _Driver:
             release = _release_detail(reason)
             if release is not None:
                 return Release(message.sender, *release)
+            node = self.p.node
+            if message.sender == Pid(node.name, node.incarnation, 0):
+                return Halt(reason)  # the node is stopping, or stops the starter itself
             if type(reason) is Shutdown and reason.detail is None:
                 # A plain Shutdown: the owner lets go of its own reference (from anyone else
                 # the protocol counts it as spurious). See ADR-0004.
                 return OwnerRelease(message.sender)
-            node = self.p.node
-            if message.sender == Pid(node.name, node.incarnation, 0):
-                return Halt(reason)  # the node is stopping
             return StrayExit(message.sender, reason)
         if kind is Down:
             holder = self._holders.pop(message.ref, None)

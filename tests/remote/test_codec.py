@@ -317,3 +317,19 @@ def test_values_are_rebuilt_by_keyword_unless_the_fields_are_the_init_in_order()
     assert decode(encode(KeywordsOnly(1, second="b"))) == KeywordsOnly(1, second="b")
     assert decode(encode(Pair(1, "r"))) == Pair(1, "r")
     assert codec.by_type[Pid].in_order and not codec.by_type[Pair].in_order
+
+
+@attrs.frozen(init=False)
+class OwnInit:
+    number: int
+    text: str
+
+    def __init__(self, text: str, number: int) -> None:
+        self.__attrs_init__(number, text)
+
+
+def test_a_class_with_its_own_init_is_rebuilt_by_keywords() -> None:
+    """attrs did not write its ``__init__``: its parameters may be in another order."""
+    register_type(OwnInit, "tests.remote.OwnInit")
+    assert not codec.by_type[OwnInit].in_order
+    assert decode(encode(OwnInit("t", 1))) == OwnInit("t", 1)

@@ -383,6 +383,35 @@ async def test_a_publish_that_must_wait_keeps_the_order(make_transport: MakeTran
         assert stats.undeliverable == 0 and stats.sent >= 101
 
 
+async def test_a_full_client_buffer_publishes_from_a_task_in_order(make_transport: MakeTransport) -> None:
+    """When nats-py's buffer would overflow (it then flushes by force, with a timeout that
+    needs a task), the envelope goes through a task instead of the caller's send; the order
+    holds and nothing is lost."""
+    a_transport = make_transport(connect_options={"pending_size": 256})
+    async with (
+        Node("a", transport=a_transport) as a,
+        Node("b", transport=make_transport()) as b,
+        a.process() as me,
+    ):
+        pid = b.spawn(echo)
+        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+        slow = a_transport._publish_slowly
+        tasks = 0
+
+        def counted(*args: object) -> object:
+            nonlocal tasks
+            tasks += 1
+            return slow(*args)  # type: ignore[arg-type]
+
+        a_transport._publish_slowly = counted  # type: ignore[method-assign]
+        for i in range(50):
+            me.send(pid, (me.pid, "x" * 100 + str(i)))
+        got = [await me.receive(tuple, timeout=10) for _ in range(50)]
+        assert got == [("echo", "x" * 100 + str(i)) for i in range(50)]
+        assert tasks >= 1
+        assert a_transport.statistics().undeliverable == 0
+
+
 async def test_a_batch_inside_a_batch_is_dropped_and_counted(make_transport: MakeTransport) -> None:
     """A batch nested in a batch is undecodable input: dropped, counted, the node serves on."""
     import msgspec

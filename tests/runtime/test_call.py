@@ -213,3 +213,21 @@ async def test_two_tasks_receiving_on_one_process_is_a_clear_error() -> None:
             await anyio.wait_all_tasks_blocked()
             me.send(me.pid, "wake the first")
         assert len(errors) == 1 and "one reader" in str(errors[0])
+
+
+async def test_a_second_reader_is_caught_between_a_wake_up_and_the_resume() -> None:
+    """The woken reader has not run yet when another task parks on the same mailbox: that is
+    still a second reader, and it gets the error (the first one gets its message)."""
+    async with Node() as node, node.process() as me:
+        got: list[object] = []
+
+        async def first() -> None:
+            got.append(await me.receive())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await anyio.wait_all_tasks_blocked()
+            me.send(me.pid, "one")  # wakes the first reader, which resumes later
+            with pytest.raises(RuntimeError, match="one reader"):
+                await me.receive(int, timeout=1)
+        assert got == ["one"]

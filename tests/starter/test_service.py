@@ -201,6 +201,16 @@ async def test_the_owners_release_is_a_signal_that_never_blocks() -> None:
         assert node.is_alive(owner.pid)
 
 
+async def test_the_node_itself_can_still_stop_a_starter() -> None:
+    """``Node.exit(starter, Shutdown())`` comes from the node, not from the owner: it stops
+    the starter (a Halt), even while a supervisor holds it."""
+    async with Node() as node, node.process() as owner, node.process(trap_exits=True) as sup:
+        starter = await spawn_child_starter(owner, worker)
+        await starter.child_start.acquire(sup, "w")
+        node.exit(starter.pid, Shutdown())
+        assert await starter.wait() == Shutdown()
+
+
 async def test_owner_death_releases_the_owner_reference() -> None:
     """An owner that exits without releasing still lets an unused starter stop."""
     async with Node() as node, node.process() as me:
