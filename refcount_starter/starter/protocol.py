@@ -32,6 +32,7 @@ from ..runtime.reasons import ExitReason, Normal
 
 __all__ = [
     "Acquire",
+    "acquire_and_start",
     "ChildKey",
     "Command",
     "Demonitor",
@@ -420,6 +421,24 @@ def step(state: StarterState, event: Event) -> tuple[StarterState, tuple[Command
             return _evolve(state, spurious_releases=state.spurious_releases + 1), ()
         case _:
             assert_never(event)
+
+
+def acquire_and_start(
+    state: StarterState, holder: Pid, key: ChildKey, seq: int, ref: Ref
+) -> tuple[StarterState, tuple[Command, ...]]:
+    """``step(Acquire(holder, key, seq))`` then, if the acquire was granted,
+    ``step(StartRequest(holder, key, seq, ref))``, as one step (``start_new_child``).
+
+    Returns:
+        The state after both, and their commands in order without the acquire's
+        ``ReplyAcquired`` (the start's ``SpawnChild`` answers the call); a refused acquire
+        returns the acquire's state and commands (its refusal answers the call).
+    """
+    acquired, commands = _acquire(state, holder, key, seq)
+    if type(commands[-1]) is not ReplyAcquired:
+        return acquired, commands
+    started, spawn = _start(acquired, holder, key, seq, ref)
+    return started, (*commands[:-1], *spawn)
 
 
 def _refuse(refusal: Refusal) -> tuple[Command, ...]:

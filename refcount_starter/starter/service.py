@@ -172,6 +172,12 @@ class _Driver:
     # Invariant: one monitor per watched holder; _holders is the inverse of _monitors.
     _monitors: dict[Pid, Ref] = attrs.field(factory=dict)
     _holders: dict[Ref, Pid] = attrs.field(factory=dict)
+    # The node itself, as the sender of an exit signal (its own Shutdown when it stops).
+    _node_pid: Pid = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        node = self.p.node
+        self._node_pid = Pid(node.name, node.incarnation, 0)
 
     def to_event(self, message: Any) -> Event | None:
         """The protocol event a message stands for, or ``None`` if it stands for none."""
@@ -197,8 +203,7 @@ class _Driver:
             release = _release_detail(reason)
             if release is not None:
                 return Release(message.sender, *release)
-            node = self.p.node
-            if message.sender == Pid(node.name, node.incarnation, 0):
+            if message.sender == self._node_pid:
                 return Halt(reason)  # the node is stopping, or stops the starter itself
             if type(reason) is Shutdown and reason.detail is None:
                 # A plain Shutdown: the owner lets go of its own reference (from anyone else
@@ -220,20 +225,10 @@ class _Driver:
         self.p.reply(call, ReplyRefused(Refusal.MALFORMED))
 
     def acquire_and_start(self, state: StarterState, call: Call, request: AcquireAndStart) -> StarterState:
-        """Step ``Acquire`` then, if it was granted, ``StartRequest``; one reply in all."""
-        holder = call.sender
-        key = request.key
-        seq = request.seq
-        state, commands = protocol.step(state, Acquire(holder, key, seq))
-        granted = False
-        for command in commands:
-            if type(command) is ReplyAcquired:
-                granted = True  # not sent: the start's Started answers the call
-            else:
-                self.perform(command, call)  # a Monitor, or the refusal that answers the call
-        if not granted:
-            return state
-        state, commands = protocol.step(state, StartRequest(holder, key, seq, request.ref))
+        """Acquire then, if it was granted, start (``protocol.acquire_and_start``); one reply."""
+        state, commands = protocol.acquire_and_start(
+            state, call.sender, request.key, request.seq, request.ref
+        )
         self.perform_all(commands, call)
         return state
 

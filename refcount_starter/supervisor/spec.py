@@ -123,8 +123,14 @@ def _to_child_start(value: ChildStart | ProcessFunction) -> ChildStart:
     raise TypeError(f"start must be a ChildStart or an async process function, got {value!r}")
 
 
+# The default stop policies: frozen values, shared by every spec that takes them.
+_WORKER_STOP = StopTimeout(5.0)
+_SUPERVISOR_STOP = StopTimeout.infinity()
+_STOP_POLICIES = (StopTimeout, StopImmediately)
+
+
 def _default_stop(spec: ChildSpec) -> StopPolicy:
-    return StopTimeout.infinity() if spec.type is SUPERVISOR else StopTimeout(5.0)
+    return _SUPERVISOR_STOP if spec.type is SUPERVISOR else _WORKER_STOP
 
 
 def _check_type(instance: object, attribute: attrs.Attribute[ChildType], value: object) -> None:
@@ -138,7 +144,7 @@ def _check_restart(instance: object, attribute: attrs.Attribute[RestartPolicy], 
 
 
 def _check_stop(instance: object, attribute: attrs.Attribute[StopPolicy], value: object) -> None:
-    if not isinstance(value, StopTimeout | StopImmediately):
+    if not isinstance(value, _STOP_POLICIES):
         raise TypeError(f"shutdown must be StopTimeout(seconds) or StopImmediately(), got {value!r}")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refcount_starter.runtime.pid import Pid, Ref
 from refcount_starter.runtime.reasons import Normal, Shutdown
@@ -26,6 +28,7 @@ from refcount_starter.starter.protocol import (
     StartRequest,
     Stop,
     StrayExit,
+    acquire_and_start,
     initial,
     step,
 )
@@ -375,3 +378,36 @@ def test_regression_cycles_with_a_fresh_supervisor_leave_the_state_bounded() -> 
     assert not state.refs and not state.released_hw and state.monitored == {OWNER}
     assert state.size() == 1 and state.spurious_releases == CYCLES
     assert elapsed < 5.0, f"{CYCLES} cycles took {elapsed:.2f} s"
+
+
+_holders = st.sampled_from([OWNER, SUP_A, SUP_B])
+_keys = st.sampled_from(["db", "cache"])
+_seqs = st.integers(min_value=0, max_value=6)
+_events = st.one_of(
+    st.builds(Acquire, _holders, _keys, _seqs),
+    st.builds(Release, _holders, _keys, _seqs),
+    st.builds(StartRequest, _holders, _keys, _seqs, st.just(REF)),
+    st.builds(HolderDown, _holders),
+    st.builds(OwnerRelease, _holders),
+    st.builds(StrayExit, _holders, st.just(Shutdown())),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_events, max_size=12), _holders, _keys, _seqs)
+def test_acquire_and_start_is_acquire_then_start(
+    history: list[Event], holder: Pid, key: str, seq: int
+) -> None:
+    """From any reachable state, the one-step ``acquire_and_start`` gives the state and the
+    commands of ``Acquire`` then (if granted) ``StartRequest``, less the acquire's reply."""
+    state = fresh()
+    for event in history:
+        state, _ = step(state, event)
+    one, commands = acquire_and_start(state, holder, key, seq, REF)
+    two, acquired = step(state, Acquire(holder, key, seq))
+    expected = list(acquired)
+    if acquired and type(acquired[-1]) is ReplyAcquired:
+        two, started = step(two, StartRequest(holder, key, seq, REF))
+        expected = [*acquired[:-1], *started]
+    assert one == two and list(commands) == expected
+    one.check_invariants()
