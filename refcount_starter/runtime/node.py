@@ -494,11 +494,12 @@ class Node:
     def _drop_watch(self, watcher: Pid, target: Pid, ref: Ref) -> None:
         if target is UNBOUND:
             return
-        proc = self._lookup(target)
-        if proc is not None:
-            proc._watchers.pop(ref, None)
-        elif target.node != self._name:
+        if target.node != self._name:
             self._transport_send(DemonitorSignal(watcher, target, ref))
+        elif target.incarnation == self._incarnation:  # _lookup, written out (a hot path)
+            proc = self._procs.get(target.serial)
+            if proc is not None:
+                proc._watchers.pop(ref, None)
 
     # -- operations behind the Process handle -----------------------------------------------
 
@@ -585,12 +586,17 @@ class Node:
         return self._monitor_pid(proc, self._resolve(target))
 
     def _monitor_pid(self, proc: Process, pid: Pid) -> Ref:
-        ref = self._new_ref()
-        watched = self._lookup(pid)
+        # _new_ref and _lookup, written out: every call monitors its callee.
+        ref = _new_object(Ref)
+        _set_attribute(ref, "node", self._name)
+        _set_attribute(ref, "incarnation", self._incarnation)
+        _set_attribute(ref, "serial", next(self._refs))
+        local = pid.node == self._name
+        watched = self._procs.get(pid.serial) if local and pid.incarnation == self._incarnation else None
         if watched is not None:
             watched._watchers[ref] = proc.pid
             proc._monitors[ref] = pid
-        elif self._is_remote(pid):
+        elif not local:
             proc._monitors[ref] = pid
             self._transport_send(MonitorSignal(proc.pid, pid, ref))
         else:
@@ -648,11 +654,12 @@ class Node:
             raise TypeError(
                 f"an exit signal carries an ExitReason (Normal(), Shutdown(), ...), got {reason!r}"
             )
-        target = self._lookup(pid)
-        if target is not None:
-            self._exit_signal(target, sender, reason, linked=False)
-        elif self._is_remote(pid):
+        if pid.node != self._name:
             self._transport_send(ExitSignalSent(sender, pid, reason, False))
+        elif pid.incarnation == self._incarnation:
+            target = self._procs.get(pid.serial)
+            if target is not None:
+                self._exit_signal(target, sender, reason, linked=False)
 
     def _new_ref(self) -> Ref:
         # The node's own parts are valid: skip Ref's validators (one Ref per call and monitor).
