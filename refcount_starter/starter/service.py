@@ -162,22 +162,19 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
 _REPLIES = (ReplyAcquired, ReplyRefused, ReplyReleased)
 
 
-@attrs.define
 class _Driver:
     """The starter's side effects, and the translation of messages into events."""
 
-    p: Process
-    fn: ProcessFunction
-    args: tuple[Any, ...]
-    # Invariant: one monitor per watched holder; _holders is the inverse of _monitors.
-    _monitors: dict[Pid, Ref] = attrs.field(factory=dict)
-    _holders: dict[Ref, Pid] = attrs.field(factory=dict)
-    # The node itself, as the sender of an exit signal (its own Shutdown when it stops).
-    _node_pid: Pid = attrs.field(init=False)
+    # A plain slotted class: one is made per starter, on the DPP-84 cycle's path.
+    __slots__ = ("_holders", "_monitors", "args", "fn", "p")
 
-    def __attrs_post_init__(self) -> None:
-        node = self.p.node
-        self._node_pid = Pid(node.name, node.incarnation, 0)
+    def __init__(self, p: Process, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
+        self.p = p
+        self.fn = fn
+        self.args = args
+        # Invariant: one monitor per watched holder; _holders is the inverse of _monitors.
+        self._monitors: dict[Pid, Ref] = {}
+        self._holders: dict[Ref, Pid] = {}
 
     def to_event(self, message: Any) -> Event | None:
         """The protocol event a message stands for, or ``None`` if it stands for none."""
@@ -203,8 +200,10 @@ class _Driver:
             release = _release_detail(reason)
             if release is not None:
                 return Release(message.sender, *release)
-            if message.sender == self._node_pid:
-                return Halt(reason)  # the node is stopping, or stops the starter itself
+            sender = message.sender
+            node = self.p.node
+            if sender.serial == 0 and sender.node == node.name and sender.incarnation == node.incarnation:
+                return Halt(reason)  # from the node itself (serial 0): it is stopping, or stops it
             if type(reason) is Shutdown and reason.detail is None:
                 # A plain Shutdown: the owner lets go of its own reference (from anyone else
                 # the protocol counts it as spurious). See ADR-0004.
