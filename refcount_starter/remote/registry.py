@@ -54,7 +54,7 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
     """Make instances of ``cls`` encodable, under the stable wire name ``name``.
 
     ``cls`` must be an attrs class whose fields go through ``__init__``, an ``enum.Enum``,
-    or an exception class. An exception travels as its ``args`` (rebuilt as
+    an exception class, or a named tuple (``_fields``, rebuilt positionally, as ``Pid``). An exception travels as its ``args`` (rebuilt as
     ``cls(*args)``), or, with ``fields``, as those attributes, rebuilt as
     ``cls(**{field: value})`` (for an exception whose ``__init__`` takes other arguments than
     it passes on as ``args``). Its traceback, cause and notes stay behind. Every node that
@@ -100,6 +100,10 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
                         "of its __init__, so a decoded copy could not be built"
                     )
             travelling = tuple((field, field) for field in fields)
+    elif issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple) and fields is None:
+        # A named tuple (Pid, Ref): its fields, rebuilt positionally.
+        travelling = tuple((field, field) for field in getattr(cls, "_fields"))  # noqa: B009
+        in_order = True
     elif attrs.has(cls):
         specs = attrs.fields(cls)
         chosen = [spec.name for spec in specs] if fields is None else list(fields)

@@ -62,8 +62,9 @@ _log = logging.getLogger("refcount_starter.runtime.node")
 #: Where a message can be sent: a pid, a local registered name, or ``(name, node)``.
 Address = Pid | str | tuple[str, str]
 
-_new_object = object.__new__
-_set_attribute = object.__setattr__
+# Makes a Pid or a Ref of the node's own parts, which need no validation (one per spawn,
+# call and monitor).
+_new_identifier = tuple.__new__
 
 NORMAL = Normal()
 KILLED = Killed()
@@ -311,10 +312,7 @@ class Node:
     def _new_process(self, parent: Process | None, trap_exits: bool) -> Process:
         serial = next(self._serials)
         # The node's own parts are valid: skip Pid's validators (one Pid per spawn).
-        pid = _new_object(Pid)
-        _set_attribute(pid, "node", self._name)
-        _set_attribute(pid, "incarnation", self._incarnation)
-        _set_attribute(pid, "serial", serial)
+        pid = _new_identifier(Pid, (self._name, self._incarnation, serial))
         proc = Process(
             self,
             pid,
@@ -587,10 +585,7 @@ class Node:
 
     def _monitor_pid(self, proc: Process, pid: Pid) -> Ref:
         # _new_ref and _lookup, written out: every call monitors its callee.
-        ref = _new_object(Ref)
-        _set_attribute(ref, "node", self._name)
-        _set_attribute(ref, "incarnation", self._incarnation)
-        _set_attribute(ref, "serial", next(self._refs))
+        ref = _new_identifier(Ref, (self._name, self._incarnation, next(self._refs)))
         local = pid.node == self._name
         watched = self._procs.get(pid.serial) if local and pid.incarnation == self._incarnation else None
         if watched is not None:
@@ -663,10 +658,7 @@ class Node:
 
     def _new_ref(self) -> Ref:
         # The node's own parts are valid: skip Ref's validators (one Ref per call and monitor).
-        ref = _new_object(Ref)
-        _set_attribute(ref, "node", self._name)
-        _set_attribute(ref, "incarnation", self._incarnation)
-        _set_attribute(ref, "serial", next(self._refs))
+        ref = _new_identifier(Ref, (self._name, self._incarnation, next(self._refs)))
         return ref
 
     # -- public node-level operations -------------------------------------------------------

@@ -9,28 +9,93 @@ See ADR-0005.
 from __future__ import annotations
 
 import time
-
-import attrs
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["Pid", "Ref", "new_incarnation"]
 
 
-def _check_node(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{attribute.name} must be a non-empty str, got {value!r}")
+def _check(node: object, incarnation: object, serial: object) -> None:
+    if not isinstance(node, str) or not node:
+        raise TypeError(f"node must be a non-empty str, got {node!r}")
+    if type(incarnation) is not int or incarnation < 0:
+        raise TypeError(f"incarnation must be a non-negative int, got {incarnation!r}")
+    if type(serial) is not int or serial < 0:
+        raise TypeError(f"serial must be a non-negative int, got {serial!r}")
 
 
-def _check_non_negative_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 0:
-        raise TypeError(f"{attribute.name} must be a non-negative int, got {value!r}")
+class _Identifier(tuple[str, int, int]):
+    """``(node, incarnation, serial)``, hashed as that tuple (in C: pids and refs key most
+    of the runtime's tables) but equal only to an identifier of its own class.
+
+    It follows the named-tuple protocol (``_fields``), by which the codec encodes it.
+    """
+
+    __slots__ = ()
+    _fields = ("node", "incarnation", "serial")
+    __match_args__ = ("node", "incarnation", "serial")
+
+    if TYPE_CHECKING:
+
+        @property
+        def node(self) -> str: ...
+        @property
+        def incarnation(self) -> int: ...
+        @property
+        def serial(self) -> int: ...
+
+    else:
+        node = property(itemgetter(0), doc="The node's name.")
+        incarnation = property(itemgetter(1), doc="The node's incarnation.")
+        serial = property(itemgetter(2), doc="The serial number within the incarnation.")
+
+    def __new__(cls, node: str, incarnation: int, serial: int) -> Any:
+        _check(node, incarnation, serial)
+        return tuple.__new__(cls, (node, incarnation, serial))
+
+    __hash__ = tuple.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (type(other) is type(self) and tuple.__eq__(self, other))
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other and not (type(other) is type(self) and tuple.__eq__(self, other))
+
+    def __lt__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return tuple.__lt__(self, other)
+
+    def __le__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return tuple.__le__(self, other)
+
+    def __gt__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return tuple.__gt__(self, other)
+
+    def __ge__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return tuple.__ge__(self, other)
+
+    def __getnewargs__(self) -> tuple[str, int, int]:
+        return (self[0], self[1], self[2])
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Any:
+        return self
 
 
-@attrs.frozen(order=True, repr=False)
-class Pid:
+class Pid(_Identifier):
     """The address of one process: its node's name, the node's incarnation and a serial.
 
-    Pids are frozen, hashable, ordered and encodable; they compare equal only when all three
-    parts are equal.
+    Pids are immutable, hashable, ordered and encodable; they compare equal only to a pid
+    whose three parts are all equal (never to a ``Ref`` or a plain tuple).
 
     Args:
         node: The node's name.
@@ -42,18 +107,19 @@ class Pid:
             int >= 0.
     """
 
-    node: str = attrs.field(validator=_check_node)
-    incarnation: int = attrs.field(validator=_check_non_negative_int)
-    serial: int = attrs.field(validator=_check_non_negative_int)
+    __slots__ = ()
+
+    def __new__(cls, node: str, incarnation: int, serial: int) -> Pid:
+        _check(node, incarnation, serial)
+        return tuple.__new__(cls, (node, incarnation, serial))
 
     def __repr__(self) -> str:
-        return f"<{self.node}.{self.incarnation}.{self.serial}>"
+        return f"<{self[0]}.{self[1]}.{self[2]}>"
 
     __str__ = __repr__
 
 
-@attrs.frozen(order=True, repr=False)
-class Ref:
+class Ref(_Identifier):
     """A unique reference, made by a node: names one monitor or one call.
 
     Args:
@@ -66,12 +132,14 @@ class Ref:
             int >= 0.
     """
 
-    node: str = attrs.field(validator=_check_node)
-    incarnation: int = attrs.field(validator=_check_non_negative_int)
-    serial: int = attrs.field(validator=_check_non_negative_int)
+    __slots__ = ()
+
+    def __new__(cls, node: str, incarnation: int, serial: int) -> Ref:
+        _check(node, incarnation, serial)
+        return tuple.__new__(cls, (node, incarnation, serial))
 
     def __repr__(self) -> str:
-        return f"#Ref<{self.node}.{self.incarnation}.{self.serial}>"
+        return f"#Ref<{self[0]}.{self[1]}.{self[2]}>"
 
     __str__ = __repr__
 

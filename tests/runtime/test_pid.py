@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attrs
 import pytest
 
 from refcount_starter.runtime import Node, Pid, Process, Ref
@@ -14,8 +13,27 @@ def test_pid_is_a_frozen_hashable_value() -> None:
     """Pids with equal parts are equal, hash alike, and cannot be changed."""
     a, b = Pid("n", 1, 2), Pid("n", 1, 2)
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         a.serial = 3  # type: ignore[misc]
+
+
+def test_a_pid_equals_only_a_pid() -> None:
+    """A pid is never equal to a ref or a plain tuple with the same parts, and does not sort
+    against them; copies are equal (and, being immutable, the same object)."""
+    import copy
+    import pickle
+
+    pid = Pid("n", 1, 2)
+    assert pid != Ref("n", 1, 2) and pid != ("n", 1, 2)
+    assert ("n", 1, 2) != pid  # noqa: SIM300 (the tuple on the left, on purpose)
+    assert (pid == Ref("n", 1, 2)) is False and {pid: 1}.get(Ref("n", 1, 2)) is None
+    with pytest.raises(TypeError):
+        _ = pid < Ref("n", 1, 3)  # type: ignore[operator]
+    assert copy.copy(pid) is pid and copy.deepcopy(pid) is pid
+    assert pickle.loads(pickle.dumps(pid)) == pid
+    match pid:
+        case Pid(node, incarnation, serial):
+            assert (node, incarnation, serial) == ("n", 1, 2)
 
 
 def test_pids_differ_by_every_part() -> None:
