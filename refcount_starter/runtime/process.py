@@ -121,29 +121,31 @@ class Process:
         self.node._send(self.pid, to, message)
 
     @overload
-    async def receive(
+    def receive(
         self, match: type[T], *, where: Callable[[T], bool] | None = ..., timeout: float | None = ...
-    ) -> T: ...
+    ) -> Awaitable[T]: ...
 
     @overload
-    async def receive(
+    def receive(
         self,
         match: tuple[type, ...] | None = ...,
         *,
         where: Callable[[Any], bool] | None = ...,
         timeout: float | None = ...,
-    ) -> Any: ...
+    ) -> Awaitable[Any]: ...
 
-    async def receive(
+    def receive(
         self,
         match: type | tuple[type, ...] | None = None,
         *,
         where: Callable[[Any], bool] | None = None,
         timeout: float | None = None,
-    ) -> Any:
-        """Take the oldest message, or with a filter the oldest one that matches.
+    ) -> Awaitable[Any]:
+        """Take the oldest message, or with a filter the oldest one that matches:
+        ``message = await p.receive(...)``.
 
-        Messages that do not match stay in the mailbox, in order.
+        Messages that do not match stay in the mailbox, in order. The arguments are checked
+        at the call; the wait is the awaitable it returns.
 
         Args:
             match: A type or tuple of types the message must be an instance of.
@@ -151,10 +153,10 @@ class Process:
             timeout: Seconds to wait; ``None`` waits for ever, ``0`` only looks.
 
         Returns:
-            The message.
+            An awaitable of the message.
 
         Raises:
-            TimeoutError: No matching message arrived within ``timeout``.
+            TimeoutError: No matching message arrived within ``timeout`` (from the await).
             ValueError: ``timeout`` is negative.
             TypeError: ``timeout`` is not a number, ``match`` is not a type or tuple of
                 types, or ``where`` is not callable.
@@ -162,9 +164,10 @@ class Process:
         if timeout is not None:
             check_timeout(timeout)
         predicate = None if match is None and where is None else to_predicate(match, where)
+        # The mailbox's coroutine itself, not one wrapping it: one frame less at every wait.
         if timeout is None:
-            return await self._mailbox._receive(predicate)
-        return await self._mailbox.receive(predicate, timeout)
+            return self._mailbox._receive(predicate)
+        return self._mailbox.receive(predicate, timeout)
 
     def messages(self) -> AsyncIterator[Any]:
         """Iterate over incoming messages for ever (``async for msg in p.messages()``).
@@ -416,5 +419,5 @@ class _Messages:
     def __aiter__(self) -> _Messages:
         return self
 
-    async def __anext__(self) -> Any:
-        return await self._mailbox._receive(None)
+    def __anext__(self) -> Awaitable[Any]:
+        return self._mailbox._receive(None)
