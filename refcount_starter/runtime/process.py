@@ -208,7 +208,7 @@ class Process:
             check_timeout(timeout)
         node = self.node
         pid = node._resolve(to)
-        if pid == self.pid:
+        if pid.serial == self.pid.serial and pid == self.pid:  # the serial first: cheaper
             raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
         ref = node._call(self, pid, request)
 

@@ -180,6 +180,10 @@ class StarterProcess(ChildStart):
         return True
 
 
+#: The owner's release signal (ADR-0004): an exit reason is immutable, one serves all.
+_OWNER_RELEASE = Shutdown()
+
+
 def _lease(lease: Any, starter: Pid, key: ChildKey) -> StarterLease:
     if type(lease) is not StarterLease or lease.starter != starter or lease.key != key:
         raise TypeError(f"expected the StarterLease that acquire returned for {key!r}, got {lease!r}")
@@ -228,7 +232,7 @@ class Starter:
         self._released = True
         if self.owner.reason is not None:
             return  # the owner is dead: its Down released the reference
-        self.owner.exit(self.pid, Shutdown())
+        self.owner.exit(self.pid, _OWNER_RELEASE)
 
     async def statistics(self, *, via: Process | None = None) -> StarterStatistics:
         """Ask the starter what it holds.
