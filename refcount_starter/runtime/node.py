@@ -431,18 +431,23 @@ class Node:
             if len(dead) >= self._dead_table_size:
                 dead.popitem(last=False)
             dead[pid] = (reason, time.time())
-        links, proc._links = proc._links, set()
+        # Each step below changes the other processes' tables, never this one's: its own are
+        # read, then emptied.
+        links = proc._links
         for other in links:
             self._link_exit(pid, other, reason)
-        watchers, proc._watchers = proc._watchers, {}
+        links.clear()
+        watchers = proc._watchers
         inbound = self._inbound_calls
         for ref, watcher in watchers.items():
             if inbound:
                 inbound.pop(ref, None)
             self._down(watcher, ref, pid, reason)
-        monitors, proc._monitors = proc._monitors, {}
+        watchers.clear()
+        monitors = proc._monitors
         for ref, target in monitors.items():
-            self._drop_watch(proc.pid, target, ref)
+            self._drop_watch(pid, target, ref)
+        monitors.clear()
         if proc._exited is not None:
             proc._exited.set()
 
@@ -639,7 +644,7 @@ class Node:
         target = proc._monitors.pop(ref, None)
         if target is not None:
             self._drop_watch(proc.pid, target, ref)
-        if flush:
+        if flush and len(proc._mailbox):
             proc._mailbox.remove_all(lambda m: type(m) is Down and m.ref == ref)
 
     def _exit_from(self, sender: Pid, pid: Pid, reason: ExitReason) -> None:

@@ -557,7 +557,7 @@ def _owner_release(state: StarterState, sender: Pid) -> tuple[StarterState, tupl
         # monitor it holds.
         stopped = True
         commands = (_REPLY_RELEASED, _STOP_NORMAL)
-    elif not any(holder == sender for holder, _ in refs) and sender not in state.released_hw:
+    elif sender not in state.released_hw and not _holds_keyed(refs, sender):
         # The owner held only its own reference: nothing is left to watch it for.
         monitored = monitored - {sender}
         commands = (_REPLY_RELEASED, Demonitor(sender))
@@ -574,6 +574,14 @@ def _owner_release(state: StarterState, sender: Pid) -> tuple[StarterState, tupl
         stopped,
     )
     return new, commands
+
+
+def _holds_keyed(refs: Mapping[RefKey, int], holder: Pid) -> bool:
+    # A loop, not any(genexpr): this runs on every owner release, and a generator costs more.
+    for held, _ in refs:  # noqa: SIM110
+        if held == holder:
+            return True
+    return False
 
 
 def _start(
