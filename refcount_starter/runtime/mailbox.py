@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["Mailbox", "Match", "mailbox_class", "to_predicate"]
@@ -111,7 +111,11 @@ class Mailbox:
         items = self._items
         if predicate is None:
             while not items:
-                await self._park(None)
+                waiter = self._wait()
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
             return items.popleft()
         # Resume the scan where the last one stopped: only the reader removes messages.
         index = 0
@@ -123,7 +127,19 @@ class Mailbox:
                     del items[index]
                     return message
                 index += 1
-            await self._park(None)
+            waiter = self._wait()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def _wait(self) -> Awaitable[None]:
+        """What to await for the next message, with no deadline. The reader clears
+        ``_waiter`` as it resumes (see ``_receive``), so a second reader is caught, here
+        and before the await: its ``finally`` must not clear the first reader's waiter."""
+        if self._waiter is not None:
+            raise _second_reader()
+        return self._park(None)
 
     async def _receive_until(
         self, predicate: Callable[[Any], bool] | None, deadline: float
@@ -176,9 +192,9 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 class AsyncioMailbox(Mailbox):
     """The reader parks on a bare asyncio future; a deadline is a timer handle on it.
 
-    ``put`` and the waits without a deadline are written out here rather than inherited:
-    they run once per message, and each method call they save is a measurable share of a
-    message's cost on asyncio.
+    ``put`` and ``_wait`` are written out here rather than inherited: they run once per
+    message, and each method call they save is a measurable share of a message's cost on
+    asyncio.
     """
 
     __slots__ = ()
@@ -190,35 +206,8 @@ class AsyncioMailbox(Mailbox):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _receive(self, predicate: Callable[[Any], bool] | None) -> Any:
-        items = self._items
-        if predicate is None:
-            while not items:
-                waiter = self._wait()
-                try:
-                    await waiter
-                finally:
-                    self._waiter = None
-            return items.popleft()
-        # Resume the scan where the last one stopped: only the reader removes messages.
-        index = 0
-        while True:
-            length = len(items)
-            while index < length:
-                message = items[index]
-                if predicate(message):
-                    del items[index]
-                    return message
-                index += 1
-            waiter = self._wait()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-
     def _wait(self) -> asyncio.Future[None]:
-        # A plain function returning the future to await: no coroutine frame per wait. The
-        # reader clears _waiter as it resumes (see _receive), so a second reader is caught.
+        # The future itself, not a coroutine awaiting it: no frame of its own per wait.
         if self._waiter is not None:
             raise _second_reader()
         waiter = self._waiter = _Future(loop=_running_loop())
