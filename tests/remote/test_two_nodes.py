@@ -38,6 +38,21 @@ async def two_nodes(make_transport: MakeTransport) -> AsyncIterator[tuple[Node, 
         yield a, b
 
 
+@asynccontextmanager
+async def warm_echo(
+    a_transport: NatsTransport, b_transport: NatsTransport
+) -> AsyncIterator[tuple[Node, Node, Process, Pid]]:
+    """Nodes a and b on these transports, a process on a, and an echo on b it has called once."""
+    async with (
+        Node("a", transport=a_transport) as a,
+        Node("b", transport=b_transport) as b,
+        a.process() as me,
+    ):
+        pid = b.spawn(echo)
+        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+        yield a, b, me, pid
+
+
 async def echo(p: Process) -> None:
     async for message in p.messages():
         if isinstance(message, Call):
@@ -331,13 +346,7 @@ async def test_an_unencodable_exit_reason_still_fires_the_link(make_transport: M
 async def test_envelopes_queued_together_travel_as_one_batch_in_order(make_transport: MakeTransport) -> None:
     """Signals sent in one go to one node share NATS messages and still arrive in order."""
     a_transport = make_transport()
-    async with (
-        Node("a", transport=a_transport) as a,
-        Node("b", transport=make_transport()) as b,
-        a.process() as me,
-    ):
-        pid = b.spawn(echo)
-        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+    async with warm_echo(a_transport, make_transport()) as (_, _, me, pid):
         for i in range(200):
             me.send(pid, (me.pid, i))
         assert [await me.receive(tuple, timeout=10) for _ in range(200)] == [("echo", i) for i in range(200)]
@@ -350,13 +359,7 @@ async def test_a_publish_that_must_wait_keeps_the_order(make_transport: MakeTran
     import asyncio
 
     a_transport = make_transport()
-    async with (
-        Node("a", transport=a_transport) as a,
-        Node("b", transport=make_transport()) as b,
-        a.process() as me,
-    ):
-        pid = b.spawn(echo)
-        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+    async with warm_echo(a_transport, make_transport()) as (_, _, me, pid):
         nc = a_transport._nc
         publish = nc.publish
         slowed = 0
@@ -388,13 +391,7 @@ async def test_a_full_client_buffer_publishes_from_a_task_in_order(make_transpor
     needs a task), the envelope goes through a task instead of the caller's send; the order
     holds and nothing is lost."""
     a_transport = make_transport(connect_options={"pending_size": 256})
-    async with (
-        Node("a", transport=a_transport) as a,
-        Node("b", transport=make_transport()) as b,
-        a.process() as me,
-    ):
-        pid = b.spawn(echo)
-        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+    async with warm_echo(a_transport, make_transport()) as (_, _, me, pid):
         slow = a_transport._publish_slowly
         tasks = 0
 
@@ -418,13 +415,7 @@ async def test_a_batch_inside_a_batch_is_dropped_and_counted(make_transport: Mak
     import nats
 
     b_transport = make_transport()
-    async with (
-        Node("a", transport=make_transport()) as a,
-        Node("b", transport=b_transport) as b,
-        a.process() as me,
-    ):
-        pid = b.spawn(echo)
-        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+    async with warm_echo(make_transport(), b_transport) as (a, b, me, pid):
         inner = msgspec.msgpack.encode([1, 3, "a", a.incarnation, 0, 0, []])
         forged = msgspec.msgpack.encode([1, 3, "a", a.incarnation, 0, 0, [msgspec.Raw(inner)]])
         before = b_transport.statistics().decode_errors
