@@ -134,6 +134,7 @@ class Node:
         # trio it runs in the node's task group inside its own cancel scope.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
+        self._stopping = False
         # The node itself, as the sender of the exit signals it sends at shutdown.
         self._self_pid = Pid(name, self._incarnation, 0)
 
@@ -179,6 +180,7 @@ class Node:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
+        self._stopping = True
         with anyio.CancelScope(shield=True):
             try:
                 await self._stop_all()
@@ -230,6 +232,13 @@ class Node:
             if proc.reason is None:
                 self._kill(proc, KILLED)
         await exited.wait()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the node has begun to stop its processes (its ``async with`` block is
+        ending). Only the node sets it, before it sends any process its stop signal, so a
+        process can tell the node's own stop from a ``Node.exit`` (ADR-0004)."""
+        return self._stopping
 
     def _check_running(self) -> None:
         if not self._running:
