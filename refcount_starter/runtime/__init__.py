@@ -9,6 +9,8 @@ from .errors import (
     ProcessExit,
     ProcessNotAlive,
 )
+from .info import ProcessInfo
+from .mailbox import BUDGET
 from .node import Address, Node
 from .pid import Pid, Ref
 from .process import Process, ProcessFunction
@@ -29,6 +31,7 @@ from .signals import Call, Reply
 from .transport import InMemoryNetwork, InMemoryTransport, NodeHooks, Transport
 
 __all__ = [
+    "BUDGET",
     "Address",
     "Call",
     "CallFailed",
@@ -53,6 +56,7 @@ __all__ = [
     "Process",
     "ProcessExit",
     "ProcessFunction",
+    "ProcessInfo",
     "ProcessNotAlive",
     "Ref",
     "Reply",
