@@ -9,7 +9,8 @@ The public names, each defined in one subpackage and re-exported here once:
 - the reference-counted starter (``refcount_starter.starter``): ``spawn_child_starter``,
   ``Starter``, ``StarterProcess``;
 - several nodes (``refcount_starter.remote``): ``remotable`` and, with the ``nats`` extra,
-  ``NatsTransport``.
+  ``NatsTransport``;
+- ``RefcountStarterError``, the root of every error the library raises (ADR-0010).
 """
 
 import logging as _logging
@@ -41,6 +42,7 @@ from .runtime import (
     ProcessExit,
     ProcessNotAlive,
     Ref,
+    RefcountStarterError,
     Reply,
     Shutdown,
     Transport,
@@ -152,6 +154,7 @@ __all__ = [
     "ProcessNotAlive",
     "ReachedMaxRestartIntensity",
     "Ref",
+    "RefcountStarterError",
     "RemoteTable",
     "Reply",
     "RestartAll",

@@ -8,6 +8,7 @@ from .errors import (
     NodeNotRunning,
     ProcessExit,
     ProcessNotAlive,
+    RefcountStarterError,
 )
 from .node import Address, Node
 from .pid import Pid, Ref
@@ -55,6 +56,7 @@ __all__ = [
     "ProcessFunction",
     "ProcessNotAlive",
     "Ref",
+    "RefcountStarterError",
     "Reply",
     "Shutdown",
     "Transport",
