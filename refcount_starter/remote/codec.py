@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from ..runtime.errors import RefcountStarterError
 from ..runtime.pid import Pid, Ref
 from .registry import (
     Entry,
@@ -75,7 +76,7 @@ _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
 
-class DecodeError(ValueError):
+class DecodeError(RefcountStarterError, ValueError):
     """Input that is not a valid encoding of a registered value.
 
     The transport counts, logs and drops such input; the node keeps running.

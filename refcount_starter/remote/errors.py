@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..runtime.errors import RefcountStarterError
+
 __all__ = [
     "NatsAuthenticationError",
     "NatsConnectError",
@@ -10,7 +12,7 @@ __all__ = [
 ]
 
 
-class TransportError(RuntimeError):
+class TransportError(RefcountStarterError, RuntimeError):
     """Base class of the transport's errors."""
 
 

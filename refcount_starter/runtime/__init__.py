@@ -8,6 +8,7 @@ from .errors import (
     NodeNotRunning,
     ProcessExit,
     ProcessNotAlive,
+    RefcountStarterError,
 )
 from .info import ProcessInfo
 from .mailbox import BUDGET
@@ -59,6 +60,7 @@ __all__ = [
     "ProcessInfo",
     "ProcessNotAlive",
     "Ref",
+    "RefcountStarterError",
     "Reply",
     "Shutdown",
     "Transport",
