@@ -1,4 +1,4 @@
-"""The command line: ``python -m refcount_starter demo | bench | node``.
+"""The command line: ``python -m refcount_starter demo | bench | node | observe``.
 
 Errors on the command line are one clear line on stderr and exit status 2, never a traceback,
 and every option is checked before any work starts.
@@ -277,7 +277,69 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--log-level", metavar="LEVEL", type=_log_level, help="logging level, e.g. INFO or DEBUG"
     )
+    _observe_parser(commands)
     return parser
+
+
+def _port(text: str) -> int:
+    return _whole_number(0, 65535)(text)
+
+
+def _interval(text: str) -> float:
+    expected = "expected a number of seconds from 0.05 to 3600"
+    try:
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0.05 <= value <= 3600:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{expected}, got {_shown(text)}")
+    return value
+
+
+def _token(text: str) -> str:
+    if len(text) < 16 or not text.isascii() or not text.isprintable() or " " in text:
+        # Not shown: a token must not land in a terminal's scrollback or a CI log.
+        raise argparse.ArgumentTypeError(
+            "expected a token of at least 16 printable ASCII characters, no spaces"
+        )
+    return text
+
+
+def _observe_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
+    observe = commands.add_parser(
+        "observe",
+        help="watch supervision trees and starters live on a web page (or print one snapshot)",
+        description=(
+            "Serve a live page of the supervision trees, processes and starters (with the holders "
+            "and keys that keep each starter alive). Without --nats it runs the demo's system "
+            "(supervisors sharing starters, churning) in this process."
+        ),
+    )
+    observe.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
+    observe.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default 127.0.0.1; any other address needs --token)",
+    )
+    observe.add_argument("--port", type=_port, default=8765, help="port to serve on (default 8765; 0: any)")
+    observe.add_argument(
+        "--token", type=_token, help="a secret the page asks for (?token=...); needed off loopback"
+    )
+    observe.add_argument(
+        "--interval",
+        metavar="S",
+        type=_interval,
+        default=1.0,
+        help="seconds between two refreshes (default 1)",
+    )
+    observe.add_argument(
+        "--churn-interval",
+        metavar="S",
+        type=_interval,
+        default=1.0,
+        help="seconds between two changes of the demo's system (default 1)",
+    )
+    observe.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio", help="async library")
 
 
 def _progress(name: str) -> None:
@@ -316,6 +378,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _observe(args: argparse.Namespace) -> int:
+    from .observe.command import run_observe
+
+    return run_observe(args)
+
+
 def _node(args: argparse.Namespace) -> int:
     try:
         from .node_main import run_node
@@ -342,7 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("demo: --plot draws the run in this process; it cannot be used with --nats")
         if args.backend != "asyncio":
             parser.error("demo: --nats runs on asyncio (nats-py); it cannot be used with --backend trio")
-    handlers = {"demo": _demo, "bench": _bench, "node": _node}
+    if args.command == "observe" and not args.json:
+        from .observe.web import is_loopback
+
+        if not is_loopback(args.host) and args.token is None:
+            parser.error(f"observe: serving on {_shown(args.host)} reaches other machines: give --token")
+    handlers = {"demo": _demo, "bench": _bench, "node": _node, "observe": _observe}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import itertools
 import sys
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -29,6 +29,9 @@ from .runners import AsyncioRunner, TrioRunner, check_process_function
 from .signals import Signal, destination_node
 from .table import Entry, Table
 from .transport import Transport
+
+if TYPE_CHECKING:
+    from ..observe.model import NodeSnapshot
 
 __all__ = ["Address", "Node"]
 
@@ -424,6 +427,19 @@ class Node:
     def inbound_calls(self) -> int:
         """How many calls from processes of other nodes wait for a reply here."""
         return len(self._table.inbound_calls)
+
+    async def snapshot(self) -> NodeSnapshot:
+        """A frozen picture of the whole node: its processes, registered names, supervision
+        trees and starters, encodable to JSON (``refcount_starter.observe``; its cost is in
+        ``docs/observer.md``).
+
+        Raises:
+            NodeNotRunning: The node is not inside its ``async with`` block.
+        """
+        self._check_running()
+        from ..observe.collect import take_snapshot  # the observer sits above the runtime
+
+        return await take_snapshot(self)
 
     def why_dead(self, pid: Pid) -> NoProc:
         """What the node still knows of a dead or unknown pid, as a ``NoProc`` reason."""

@@ -1,0 +1,226 @@
+"""The live page of ``observe``: a Starlette app, served by Hypercorn on asyncio or trio.
+
+Routes: ``/`` the page (``static/observer.html``), ``/api/snapshot`` one snapshot of every
+node as JSON, ``/api/events`` the same every ``interval`` seconds as server-sent events.
+With a token, every route asks for it (``?token=...`` or ``Authorization: Bearer ...``).
+
+Needs the ``observe`` extra (``pip install 'refcount_starter[observe]'``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from importlib import resources
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .model import NodeSnapshot
+
+__all__ = ["SnapshotSource", "create_app", "is_loopback", "page_document", "serve"]
+
+_log = logging.getLogger("refcount_starter.observe.web")
+
+#: Returns one snapshot per node observed.
+SnapshotSource = Callable[[], Awaitable[Sequence[NodeSnapshot]]]
+
+#: The page lists at most this many processes per node (the supervisors, starters and the
+#: fullest mailboxes first); the count of all is sent beside them.
+MAX_PAGE_PROCESSES = 2000
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def page_document(snapshots: Sequence[NodeSnapshot], max_processes: int = MAX_PAGE_PROCESSES) -> str:
+    """The JSON text the page gets: every node, each with at most ``max_processes`` processes.
+
+    Args:
+        snapshots: One snapshot per node.
+        max_processes: How many processes of each node to send.
+
+    Returns:
+        ``{"nodes": [...]}`` as JSON text; each node has ``processes_total`` beside its
+        (maybe shortened) ``processes``.
+    """
+    nodes = []
+    for snapshot in snapshots:
+        document = snapshot.to_json()
+        processes = document["processes"]
+        document["processes_total"] = len(processes)
+        if len(processes) > max_processes:
+            ranked = sorted(
+                range(len(processes)),
+                key=lambda i: (processes[i]["kind"] == "process", -processes[i]["mailbox_size"], i),
+            )
+            kept = sorted(ranked[:max_processes])
+            document["processes"] = [processes[i] for i in kept]
+        nodes.append(document)
+    return json.dumps({"nodes": nodes})
+
+
+def _on_trio() -> bool:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _page() -> str:
+    return resources.files(__package__).joinpath("static/observer.html").read_text("utf-8")
+
+
+def create_app(source: SnapshotSource, *, interval: float = 1.0, token: str | None = None) -> Starlette:
+    """The ASGI app of the page.
+
+    Args:
+        source: Takes one snapshot of each node observed.
+        interval: Seconds between two snapshots on the event stream.
+        token: If given, every request must carry it (``?token=`` or a bearer header).
+
+    Returns:
+        The Starlette app.
+
+    Raises:
+        TypeError: ``interval`` is not a number, or ``token`` not a str.
+        ValueError: ``interval`` is not positive, or ``token`` is empty.
+    """
+    if isinstance(interval, bool) or not isinstance(interval, int | float):
+        raise TypeError(f"interval must be a number of seconds, got {interval!r}")
+    if not interval > 0:
+        raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"token must be a str, got {token!r}")
+    if token == "":
+        raise ValueError("token must not be empty")
+    page = _page()
+
+    def allowed(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.query_params.get("token", "")
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            given = header[7:]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def refused() -> Response:
+        return Response("a token is needed: add ?token=... to the address\n", status_code=401)
+
+    async def encoded() -> str:
+        snapshots = await source()
+        # Encoding 100,000 processes takes most of a second: off the event loop, so the node
+        # keeps running (the snapshot is frozen, so another thread may read it).
+        return await anyio.to_thread.run_sync(page_document, snapshots)
+
+    async def index(request: Request) -> Response:
+        if not allowed(request):
+            return refused()
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    async def snapshot(request: Request) -> Response:
+        if not allowed(request):
+            return refused()
+        return Response(await encoded(), media_type="application/json")
+
+    async def events(request: Request) -> Response:
+        if not allowed(request):
+            return refused()
+
+        async def stream() -> AsyncIterator[str]:
+            while True:
+                yield f"event: snapshot\ndata: {await encoded()}\n\n"
+                await anyio.sleep(interval)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/snapshot", snapshot),
+            Route("/api/events", events),
+            Route("/healthz", health),
+        ]
+    )
+
+
+async def serve(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    shutdown: anyio.Event,
+    ready: Callable[[int], None] | None = None,
+) -> None:
+    """Serve ``app`` with Hypercorn until ``shutdown`` is set, on asyncio or trio.
+
+    Args:
+        app: The ASGI app (``create_app``).
+        host: The address to listen on; one that is not loopback needs a ``token``.
+        port: The port (0: any free one; ``ready`` is told which).
+        token: The token the app asks for (checked here only for being there).
+        shutdown: Set it to stop the server.
+        ready: Called with the port once the server listens.
+
+    Raises:
+        ValueError: ``host`` is not a loopback address and no ``token`` is given, or the
+            port is out of range.
+        OSError: The address cannot be listened on (in use, not this machine's).
+    """
+    if not is_loopback(host) and not token:
+        raise ValueError(f"serving on {host!r} makes the page reachable from other machines: give a token")
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+    from hypercorn.config import Config
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        bound = sock.getsockname()[1]
+    except BaseException:
+        sock.close()
+        raise
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]  # Hypercorn owns the socket from here on
+    config.accesslog = logging.getLogger("refcount_starter.observe.access")
+    config.errorlog = _log
+    config.graceful_timeout = 1.0
+    if ready is not None:
+        ready(bound)
+    _log.info("observer serving on http://%s:%d/", host, bound, extra={"port": bound})
+    if _on_trio():
+        from hypercorn.trio import serve as hypercorn_serve
+    else:
+        from hypercorn.asyncio import serve as hypercorn_serve  # type: ignore[assignment]
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait)

@@ -1,0 +1,68 @@
+"""``python -m refcount_starter observe``: one snapshot as JSON, and the options it refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from refcount_starter.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "refcount_starter", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_observe_json_shows_a_tree_and_a_starter_with_its_holders(backend: str) -> None:
+    """With no URL, observe --json runs the demo's system and prints one snapshot of it."""
+    result = run_cli("observe", "--json", "--backend", backend)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    (node,) = json.loads(result.stdout)["nodes"]
+    names = node["registered"]
+    kinds = {p["pid"]: p["kind"] for p in node["processes"]}
+    team_a = next(s for s in node["supervisors"] if s["pid"] == names["team-a"])
+    assert {c["key"]: c["state"] for c in team_a["children"]} == {
+        "cache": "running",
+        "db": "running",
+        "flaky": "running",
+    }
+    starters = {s["pid"]: s for s in node["starters"]}
+    cache = starters[names["cache-starter"]]
+    assert cache["holders"] == [names["team-a"]] and not cache["owner_holds"]
+    assert cache["references"][0]["key"] == "cache"
+    db = starters[names["db-starter"]]
+    assert {names["team-a"], names["team-b"], names["observe-demo"]} == set(db["holders"])
+    assert all(kinds[h] == "supervisor" for h in db["holders"] if h != names["observe-demo"])
+    assert kinds[cache["pid"]] == "starter"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--host", "0.0.0.0"), "give --token"),
+        (("--token", "short"), "at least 16 printable"),
+        (("--port", "70000"), "from 0 to 65,535"),
+        (("--interval", "0"), "seconds from 0.05"),
+        (("--churn-interval", "nan"), "seconds from 0.05"),
+    ],
+)
+def test_bad_observe_options_are_one_line_and_status_2(
+    args: tuple[str, ...], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A page off loopback without a token, and every malformed number, stop before any work."""
+    with pytest.raises(SystemExit) as exc:
+        main(["observe", *args])
+    assert exc.value.code == 2
+    _, err = capsys.readouterr()
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert "short" not in err  # a token is never echoed
