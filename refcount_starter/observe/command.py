@@ -42,8 +42,8 @@ async def _demo_live(args: argparse.Namespace) -> None:
         async def source() -> list[NodeSnapshot]:
             return [await node.snapshot()]
 
-        app = create_app(source, interval=args.interval, token=args.token)
         shutdown = anyio.Event()
+        app = create_app(source, interval=args.interval, token=args.token, stopping=shutdown)
 
         def ready(port: int) -> None:
             host = f"[{args.host}]" if ":" in args.host else args.host

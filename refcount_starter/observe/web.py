@@ -9,6 +9,7 @@ Needs the ``observe`` extra (``pip install 'refcount_starter[observe]'``).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -92,13 +93,21 @@ def _page() -> str:
     return resources.files(__package__).joinpath("static/observer.html").read_text("utf-8")
 
 
-def create_app(source: SnapshotSource, *, interval: float = 1.0, token: str | None = None) -> Starlette:
+def create_app(
+    source: SnapshotSource,
+    *,
+    interval: float = 1.0,
+    token: str | None = None,
+    stopping: anyio.Event | None = None,
+) -> Starlette:
     """The ASGI app of the page.
 
     Args:
         source: Takes one snapshot of each node observed.
         interval: Seconds between two snapshots on the event stream.
         token: If given, every request must carry it (``?token=`` or a bearer header).
+        stopping: Once set, the event streams end (and their connections close), so that
+            the server stops at once instead of waiting for the browsers to go.
 
     Returns:
         The Starlette app.
@@ -150,12 +159,19 @@ def create_app(source: SnapshotSource, *, interval: float = 1.0, token: str | No
             return refused()
 
         async def stream() -> AsyncIterator[str]:
-            while True:
+            while stopping is None or not stopping.is_set():
                 yield f"event: snapshot\ndata: {await encoded()}\n\n"
-                await anyio.sleep(interval)
+                if stopping is None:
+                    await anyio.sleep(interval)
+                else:
+                    with anyio.move_on_after(interval):
+                        await stopping.wait()
 
+        # Connection: close: once a stream ends, its connection goes too.
         return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "Connection": "close"},
         )
 
     async def health(request: Request) -> Response:
@@ -223,4 +239,25 @@ async def serve(
         from hypercorn.trio import serve as hypercorn_serve
     else:
         from hypercorn.asyncio import serve as hypercorn_serve  # type: ignore[assignment]
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait)
+
+    async def run() -> None:
+        try:
+            await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait)
+        except BaseException as exc:
+            if not _spurious_cancel(exc, shutdown):
+                raise
+
+    # In a task of its own: Hypercorn's asyncio server can leave its task marked as being
+    # cancelled when it stops, which must not reach the caller's task.
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+
+
+def _spurious_cancel(exc: BaseException, shutdown: anyio.Event) -> bool:
+    """Whether ``exc`` is the ``CancelledError`` that Hypercorn's asyncio server raises at
+    shutdown when a connection outlived its graceful timeout (it reads the result of its own
+    cancelled gather), rather than a cancellation of this task."""
+    if not shutdown.is_set() or not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    return task is not None and not task.cancelling()
