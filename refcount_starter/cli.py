@@ -340,6 +340,28 @@ def _observe_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="seconds between two changes of the demo's system (default 1)",
     )
     observe.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio", help="async library")
+    observe.add_argument(
+        "--nats",
+        metavar="URL",
+        type=_nats_url,
+        help="observe a cluster through this NATS server (asyncio only; its nodes run the snapshot service)",
+    )
+    observe.add_argument(
+        "--node",
+        dest="nodes",
+        metavar="NAME",
+        action="append",
+        type=_node_name,
+        default=[],
+        help="with --nats: a node to ask (repeatable); the peers it names are asked too",
+    )
+    observe.add_argument(
+        "--timeout",
+        metavar="S",
+        type=_interval,
+        default=5.0,
+        help="with --nats: seconds the nodes get to answer (default 5)",
+    )
 
 
 def _progress(name: str) -> None:
@@ -410,6 +432,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("demo: --plot draws the run in this process; it cannot be used with --nats")
         if args.backend != "asyncio":
             parser.error("demo: --nats runs on asyncio (nats-py); it cannot be used with --backend trio")
+    if args.command == "observe" and args.nats is not None:
+        if not args.nodes:
+            parser.error("observe: --nats needs at least one --node NAME to ask")
+        if args.backend != "asyncio":
+            parser.error("observe: --nats runs on asyncio (nats-py); it cannot be used with --backend trio")
+    elif args.command == "observe" and args.nodes:
+        parser.error("observe: --node names a node of a cluster; it needs --nats URL")
     if args.command == "observe" and not args.json:
         from .observe.web import is_loopback
 

@@ -8,13 +8,14 @@ nothing beyond the library.
 
 from .collect import take_snapshot
 from .kinds import kind_of, register_kind
-from .model import ChildView, NodeSnapshot, StarterView, SupervisorView
+from .model import ChildView, NodeSnapshot, StarterView, SupervisorView, TransportView
 
 __all__ = [
     "ChildView",
     "NodeSnapshot",
     "StarterView",
     "SupervisorView",
+    "TransportView",
     "kind_of",
     "register_kind",
     "take_snapshot",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
+import attrs
 
 from ..runtime import CallFailed, CallTimeout, Pid, ProcessInfo, ProcessNotAlive
 from ..starter.client import StarterProcess
@@ -32,7 +33,15 @@ from ..supervisor import (
 )
 from ..supervisor.state import Child
 from .kinds import kind_of
-from .model import ChildState, ChildView, NodeSnapshot, ProcessKind, StarterView, SupervisorView
+from .model import (
+    ChildState,
+    ChildView,
+    NodeSnapshot,
+    ProcessKind,
+    StarterView,
+    SupervisorView,
+    TransportView,
+)
 
 if TYPE_CHECKING:
     from ..runtime import Node, Process
@@ -48,12 +57,18 @@ _CONCURRENT_QUESTIONS = 32
 
 
 async def take_snapshot(
-    node: Node, *, timeout: float = DEFAULT_TIMEOUT, slice_size: int = DEFAULT_SLICE
+    node: Node,
+    *,
+    transport: object = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    slice_size: int = DEFAULT_SLICE,
 ) -> NodeSnapshot:
     """Take a snapshot of ``node`` (what ``Node.snapshot()`` does).
 
     Args:
         node: A running node.
+        transport: The node's transport; one with ``peers()`` and ``statistics()`` (the
+            NATS transport) adds its peers and counters to the snapshot.
         timeout: Seconds each supervisor and starter gets to answer; one that does not is
             shown with an ``error`` instead of its children or holders.
         slice_size: How many processes are read between two checkpoints.
@@ -115,6 +130,20 @@ async def take_snapshot(
         supervisors=tuple(supervisors[pid] for pid, kind in kinds if kind == "supervisor"),
         starters=tuple(starters[pid] for pid, kind in kinds if kind == "starter"),
         inbound_calls=node.inbound_calls,
+        transport=_transport_view(transport),
+    )
+
+
+def _transport_view(transport: object) -> TransportView | None:
+    peers = getattr(transport, "peers", None)
+    statistics = getattr(transport, "statistics", None)
+    if not callable(peers) or not callable(statistics):
+        return None
+    counters = statistics()
+    fields = attrs.asdict(counters) if attrs.has(type(counters)) else dict(counters)
+    return TransportView(
+        peers=tuple(sorted(peers().items())),
+        statistics=tuple((name, value) for name, value in fields.items() if type(value) is int),
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "ProcessKind",
     "StarterView",
     "SupervisorView",
+    "TransportView",
     "reason_json",
 ]
 
@@ -101,6 +102,20 @@ class StarterView:
 
 
 @attrs.frozen(kw_only=True)
+class TransportView:
+    """The node's way out to its peers, as its transport tells it (a NATS transport does).
+
+    Attributes:
+        peers: The peers it has heard of, with the incarnation it knows (``None`` if none
+            yet), sorted by name.
+        statistics: Its counters (envelopes sent and received, sessions ended, ...).
+    """
+
+    peers: tuple[tuple[str, int | None], ...] = ()
+    statistics: tuple[tuple[str, int], ...] = ()
+
+
+@attrs.frozen(kw_only=True)
 class NodeSnapshot:
     """One node, as ``Node.snapshot()`` saw it.
 
@@ -119,6 +134,7 @@ class NodeSnapshot:
         supervisors: Every supervisor of the node, in spawn order.
         starters: Every starter of the node, in spawn order.
         inbound_calls: Calls from other nodes waiting for a reply here.
+        transport: Its peers and counters, if its transport tells them.
     """
 
     node: str
@@ -131,6 +147,7 @@ class NodeSnapshot:
     supervisors: tuple[SupervisorView, ...]
     starters: tuple[StarterView, ...]
     inbound_calls: int
+    transport: TransportView | None = None
 
     def kind(self, pid: Pid) -> ProcessKind:
         """What ``pid`` is: ``"supervisor"``, ``"starter"`` or ``"process"``."""
@@ -152,6 +169,12 @@ class NodeSnapshot:
             "supervisors": [_supervisor_json(view) for view in self.supervisors],
             "starters": [_starter_json(view) for view in self.starters],
             "inbound_calls": self.inbound_calls,
+            "transport": None
+            if self.transport is None
+            else {
+                "peers": dict(self.transport.peers),
+                "statistics": dict(self.transport.statistics),
+            },
         }
 
 

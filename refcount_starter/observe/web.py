@@ -16,7 +16,7 @@ import json
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -33,8 +33,9 @@ __all__ = ["SnapshotSource", "create_app", "is_loopback", "page_document", "serv
 
 _log = logging.getLogger("refcount_starter.observe.web")
 
-#: Returns one snapshot per node observed.
-SnapshotSource = Callable[[], Awaitable[Sequence[NodeSnapshot]]]
+#: Returns one snapshot per node observed: a ``NodeSnapshot``, or its JSON document (from
+#: another node; ``{"node": ..., "error": ...}`` for one that did not answer).
+SnapshotSource = Callable[[], Awaitable[Sequence[NodeSnapshot | Mapping[str, Any]]]]
 
 #: The page lists at most this many processes per node (the supervisors, starters and the
 #: fullest mailboxes first); the count of all is sent beside them.
@@ -51,11 +52,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def page_document(snapshots: Sequence[NodeSnapshot], max_processes: int = MAX_PAGE_PROCESSES) -> str:
+def page_document(
+    snapshots: Sequence[NodeSnapshot | Mapping[str, Any]], max_processes: int = MAX_PAGE_PROCESSES
+) -> str:
     """The JSON text the page gets: every node, each with at most ``max_processes`` processes.
 
     Args:
-        snapshots: One snapshot per node.
+        snapshots: One snapshot (or snapshot document) per node.
         max_processes: How many processes of each node to send.
 
     Returns:
@@ -64,9 +67,12 @@ def page_document(snapshots: Sequence[NodeSnapshot], max_processes: int = MAX_PA
     """
     nodes = []
     for snapshot in snapshots:
-        document = snapshot.to_json()
+        document = snapshot.to_json() if isinstance(snapshot, NodeSnapshot) else dict(snapshot)
+        for field in ("processes", "supervisors", "starters"):
+            document.setdefault(field, [])
+        document.setdefault("registered", {})
         processes = document["processes"]
-        document["processes_total"] = len(processes)
+        document.setdefault("processes_total", len(processes))
         if len(processes) > max_processes:
             ranked = sorted(
                 range(len(processes)),

@@ -439,7 +439,7 @@ class Node:
         self._check_running()
         from ..observe.collect import take_snapshot  # the observer sits above the runtime
 
-        return await take_snapshot(self)
+        return await take_snapshot(self, transport=self._transport)
 
     def why_dead(self, pid: Pid) -> NoProc:
         """What the node still knows of a dead or unknown pid, as a ``NoProc`` reason."""
