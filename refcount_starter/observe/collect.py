@@ -192,8 +192,9 @@ def _child_view(child: Child) -> ChildView:
             state = "stopped"
         case ChildStartIgnored():
             state = "ignored"
-        case other:
-            raise TypeError(f"unknown child state {other!r}")
+        case _:
+            # A state of a newer supervisor: shown, rather than failing the whole snapshot.
+            state, pid = "unknown", getattr(child.state, "pid", None)
     spec = child.spec
     start: Any = spec.start
     starter = None

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from .web import SnapshotSource
 
 __all__ = ["run_observe", "snapshot_document"]
-
-_log = logging.getLogger("refcount_starter.observe.command")
 
 
 def snapshot_document(snapshots: Sequence[NodeSnapshot]) -> dict[str, object]:
@@ -111,17 +108,36 @@ def run_observe(args: argparse.Namespace) -> int:
             return 2
         if not args.json and not _has_page_extra():
             return 2
-        document = anyio.run(_cluster, args, backend="asyncio")
-        if document is not None:
-            print(json.dumps(document))
-        return 0
+        if args.json:
+            print(json.dumps(anyio.run(_cluster, args, backend="asyncio")))
+            return 0
+        return _serving(args, lambda: anyio.run(_cluster, args, backend="asyncio"))
     if args.json:
         print(json.dumps(anyio.run(_demo_once, backend=args.backend)))
         return 0
     if not _has_page_extra():
         return 2
-    anyio.run(_demo_live, args, backend=args.backend)
+    return _serving(args, lambda: anyio.run(_demo_live, args, backend=args.backend))
+
+
+def _serving(args: argparse.Namespace, run: Callable[[], object]) -> int:
+    """Run the page; an address that cannot be listened on is one line and status 1."""
+    try:
+        run()
+    except (OSError, BaseExceptionGroup) as exc:
+        error = _os_error(exc)
+        if error is None:
+            raise
+        print(f"error: cannot serve on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` that ``exc`` is, or that a task group wrapped alone in it."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
 
 
 def _has_page_extra() -> bool:

@@ -28,8 +28,9 @@ __all__ = [
 #: What a process is, as far as the observer can tell from the function it runs.
 ProcessKind = Literal["supervisor", "starter", "process"]
 
-#: A child's state, as ``list_children`` gives it.
-ChildState = Literal["running", "restarting", "stopped", "ignored"]
+#: A child's state, as ``list_children`` gives it (``unknown``: a state this observer does not
+#: know, from a newer supervisor).
+ChildState = Literal["running", "restarting", "stopped", "ignored", "unknown"]
 
 
 @attrs.frozen(kw_only=True)
@@ -38,7 +39,8 @@ class ChildView:
 
     Attributes:
         key: The child's key.
-        state: ``"running"``, ``"restarting"``, ``"stopped"`` or ``"ignored"``.
+        state: ``"running"``, ``"restarting"``, ``"stopped"``, ``"ignored"`` or
+            ``"unknown"``.
         pid: The running child (or the one that exited, while ``restarting``), if any.
         type: ``"worker"`` or ``"supervisor"``.
         restart: The restart policy (``"permanent"``, ``"transient"``, ...).

@@ -66,3 +66,16 @@ def test_bad_observe_options_are_one_line_and_status_2(
     _, err = capsys.readouterr()
     assert expected in err and len(err.strip().splitlines()) == 1
     assert "short" not in err  # a token is never echoed
+
+
+def test_a_port_in_use_is_one_line_and_status_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """The page cannot listen on a port another socket holds: one line, status 1, no traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["observe", "--port", str(port)]) == 1
+    _, err = capsys.readouterr()
+    assert err.strip() == f"error: cannot serve on 127.0.0.1:{port}: Address already in use"

@@ -176,3 +176,16 @@ async def test_bad_arguments_and_a_stopped_node() -> None:
             await take_snapshot(node, slice_size=0)
     with pytest.raises(NodeNotRunning):
         await node.snapshot()
+
+
+def test_an_unknown_child_state_is_shown_not_fatal() -> None:
+    """A child state this observer does not know (from a newer supervisor) shows as unknown."""
+    from refcount_starter.observe.collect import _child_view
+    from refcount_starter.supervisor.state import Child
+
+    @attrs.frozen
+    class ChildPaused:
+        pid: object
+
+    view = _child_view(Child("w", ChildPaused("somewhere"), ChildSpec("w", worker)))  # type: ignore[arg-type]
+    assert (view.state, view.pid, view.key) == ("unknown", "somewhere", "w")
