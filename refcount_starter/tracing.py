@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .runtime import Call, Node, Pid, Process
+from .runtime import Call, Down, ExitSignal, Node, Pid, Process
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -44,6 +45,11 @@ _calls: dict[Pid, Any] = {}
 # Contexts that arrived from another OS process with a call, by the caller's pid; taken by
 # the callee when it receives the call.
 _arrived: dict[Pid, Any] = {}
+# The context each exit signal was sent in, by (sender, target) and by target alone, so that
+# the ``ExitSignal`` a trapping target takes, or the ``Down`` its watchers take when it dies,
+# continues the trace that sent it. Bounded: the oldest are forgotten.
+_exit_contexts: OrderedDict[tuple[Pid, Pid] | Pid, Any] = OrderedDict()
+_MAX_EXIT_CONTEXTS = 10_000
 # In a process's task: the handle span of the call it is handling, and the token that made
 # it current.
 _handling: contextvars.ContextVar[tuple[Span, object] | None] = contextvars.ContextVar(
@@ -104,6 +110,7 @@ def uninstrument() -> None:
     _tracer = None
     _calls.clear()
     _arrived.clear()
+    _exit_contexts.clear()
 
 
 @contextlib.contextmanager
@@ -196,40 +203,70 @@ def _finish_handling() -> None:
         otel_context.detach(token)  # type: ignore[arg-type]
 
 
-def _adopt(p: Process, message: Any) -> None:
-    """``p`` took ``message``: if it is a traced call, handle it in the caller's trace."""
-    if type(message) is not Call or _tracer is None:
+def _adopt(p: Process, message: Any, top: bool) -> None:
+    """``p`` took ``message``: a traced call is handled in its caller's trace; an exit that
+    reaches a supervisor or a starter at its main loop (``top``: an unfiltered receive) is
+    handled in the trace of the exit signal that caused it, if any."""
+    if _tracer is None:
         return
-    _finish_handling()  # the call it took before is done, answered or not
-    sender = message.sender
-    context = _arrived.pop(sender, None) or _calls.get(sender)
+    kind = type(message)
+    if kind is Call:
+        _finish_handling()  # the call it took before is done, answered or not
+        sender = message.sender
+        context = _arrived.pop(sender, None) or _calls.get(sender)
+        if context is not None:
+            _handle(p, f"handle {type(message.request).__name__}", context, caller=str(sender))
+    elif top and (kind is Down or kind is ExitSignal) and _watched_kind(p):
+        if kind is Down:
+            cause = _exit_contexts.get(message.pid)
+            about = message.pid
+        else:
+            cause = _exit_contexts.get((message.sender, p.pid)) or _exit_contexts.get(message.sender)
+            about = message.sender
+        _handle(p, f"handle {kind.__name__}", cause, about=str(about), reason=_reason_text(message.reason))
+
+
+def _watched_kind(p: Process) -> bool:
+    from .observe.kinds import kind_of
+
+    return kind_of(p.info().function) != "process"
+
+
+def _handle(p: Process, name: str, context: Any, **attributes: str) -> None:
+    """Start ``p``'s handle span under ``context`` (a new trace if ``None``) and make it current
+    in ``p``'s task until it replies or goes back to its main loop."""
     if context is None:
-        return
+        # Not the context the process's task inherited from its spawner: a trace of its own.
+        from opentelemetry.context import Context
+
+        context = Context()
     from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
+    assert _tracer is not None
     handle = _tracer.start_span(
-        f"handle {type(message.request).__name__}",
-        context=context,
-        kind=SpanKind.SERVER,
-        attributes=_attributes(p, caller=str(sender)),
+        name, context=context, kind=SpanKind.SERVER, attributes=_attributes(p, **attributes)
     )
     token = otel_context.attach(trace.set_span_in_context(handle, context))
     _handling.set((handle, token))
 
 
 def _wrap_receive(original: Any) -> Any:
-    def receive(self: Process, *args: Any, **kwargs: Any) -> Any:
+    def receive(self: Process, match: Any = None, *, where: Any = None, timeout: float | None = None) -> Any:
         # The arguments are checked now, as the original does; the wait is awaited later.
-        return _received(self, original(self, *args, **kwargs))
+        waiting = original(self, match, where=where, timeout=timeout)
+        return _received(self, waiting, match is None and where is None)
 
     return receive
 
 
-async def _received(p: Process, waiting: Any) -> Any:
+async def _received(p: Process, waiting: Any, top: bool) -> Any:
+    if top:
+        # Back at its main loop (an unfiltered receive): whatever it was handling is done.
+        _finish_handling()
     message = await waiting
-    _adopt(p, message)
+    _adopt(p, message, top)
     return message
 
 
@@ -251,8 +288,9 @@ class _TracedMessages:
         return self
 
     async def __anext__(self) -> Any:
+        _finish_handling()
         message = await self._inner.__anext__()
-        _adopt(self._p, message)
+        _adopt(self._p, message, True)
         return message
 
 
@@ -276,9 +314,21 @@ def _wrap_exit(original: Any) -> Any:
         assert _tracer is not None
         attributes = _attributes(self, target=str(pid), reason=_reason_text(reason))
         with _tracer.start_as_current_span("exit signal", attributes=attributes):
+            _keep_exit_context(self.pid, pid)
             original(self, pid, reason)
 
     return exit
+
+
+def _keep_exit_context(sender: Pid, target: Pid) -> None:
+    from opentelemetry import context as otel_context
+
+    context = otel_context.get_current()
+    for key in ((sender, target), target):
+        _exit_contexts[key] = context
+        _exit_contexts.move_to_end(key)
+    while len(_exit_contexts) > _MAX_EXIT_CONTEXTS:
+        _exit_contexts.popitem(last=False)
 
 
 def _wrap_node_exit(original: Any) -> Any:
@@ -286,6 +336,7 @@ def _wrap_node_exit(original: Any) -> Any:
         assert _tracer is not None
         attributes = {"rs.node": self.name, "rs.target": str(pid), "rs.reason": _reason_text(reason)}
         with _tracer.start_as_current_span("exit signal", attributes=attributes):
+            _keep_exit_context(self.pid, pid)
             original(self, pid, reason)
 
     return exit

@@ -11,9 +11,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from refcount_starter import tracing
-from refcount_starter.runtime import Call, InMemoryNetwork, Node, Pid, Process, Ref
+from refcount_starter.runtime import Call, InMemoryNetwork, Kill, Node, Pid, Process, Ref
 from refcount_starter.starter import StarterProcess, spawn_child_starter
-from refcount_starter.supervisor import TRANSIENT, ChildSpec, RestartOne, Supervisor
+from refcount_starter.supervisor import (
+    TRANSIENT,
+    ChildRunning,
+    ChildSpec,
+    RestartOne,
+    SupervisedChildStarted,
+    Supervisor,
+)
 from refcount_starter.supervisor import start as start_supervisor
 
 pytestmark = pytest.mark.anyio
@@ -120,6 +127,56 @@ async def test_a_call_across_three_nodes_is_one_trace(exporter: InMemorySpanExpo
         (root,) = by_name(spans, "call Pid")
         assert root.attributes is not None and root.attributes["rs.node"] == "a"
         assert len({s.context.trace_id for s in spans}) == 1
+
+
+async def test_a_restart_across_three_nodes_is_one_trace(exporter: InMemorySpanExporter) -> None:
+    """Node c kills a child that a supervisor on b started through a starter on a: the kill,
+    the supervisor's handling of the child's exit, the start through the starter and the new
+    child's spawn are one trace, across the three nodes."""
+    network = InMemoryNetwork()
+    async with (
+        Node("a", transport=network.transport()) as a,
+        Node("b", transport=network.transport()) as b,
+        Node("c", transport=network.transport()) as c,
+        a.process() as on_a,
+        b.process() as on_b,
+        c.process() as on_c,
+    ):
+        starter = await spawn_child_starter(on_a, worker)
+        sup = await start_supervisor(on_b, RestartOne(), [ChildSpec("db", StarterProcess(starter.pid))])
+        await sup.subscribe()
+        (child,) = await sup.list_children()
+        assert isinstance(child.state, ChildRunning)
+        exporter.clear()
+        on_c.exit(child.state.pid, Kill())
+        started = await on_b.receive(SupervisedChildStarted)
+        spans = exporter.get_finished_spans()
+        (spawn,) = [
+            s
+            for s in by_name(spans, "spawn")
+            if s.attributes and s.attributes["rs.child"] == str(started.pid)
+        ]
+        names = chain(spawn, spans)
+        assert names == [
+            "spawn",
+            "handle StartChild",
+            "call StartChild",
+            "starter.start",
+            "handle Down",
+            "exit signal",
+        ]
+        hops = [spawn]
+        while hops[-1].parent is not None:
+            hops.append(parent_of(hops[-1], spans))
+        assert [s.attributes["rs.node"] for s in hops if s.attributes is not None] == [
+            "a",
+            "a",
+            "b",
+            "b",
+            "b",
+            "c",
+        ]
+        del a, b, c
 
 
 async def capture_headers(p: Process, into: dict[str, str]) -> None:
