@@ -108,10 +108,16 @@ def run_observe(args: argparse.Namespace) -> int:
             return 2
         if not args.json and not _has_page_extra():
             return 2
-        if args.json:
-            print(json.dumps(anyio.run(_cluster, args, backend="asyncio")))
-            return 0
-        return _serving(args, lambda: anyio.run(_cluster, args, backend="asyncio"))
+        from ..remote.errors import TransportError
+
+        try:
+            if args.json:
+                print(json.dumps(anyio.run(_cluster, args, backend="asyncio")))
+                return 0
+            return _serving(args, lambda: anyio.run(_cluster, args, backend="asyncio"))
+        except TransportError as exc:
+            print(f"error: cannot observe the cluster: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(anyio.run(_demo_once, backend=args.backend)))
         return 0
