@@ -440,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "observe" and args.nodes:
         parser.error("observe: --node names a node of a cluster; it needs --nats URL")
     if args.command == "observe" and not args.json:
-        from .observe.web import is_loopback
+        from .observe.document import is_loopback
 
         if not is_loopback(args.host) and args.token is None:
             parser.error(f"observe: serving on {_shown(args.host)} reaches other machines: give --token")

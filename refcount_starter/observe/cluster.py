@@ -21,10 +21,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from ..runtime import Node, Pid, Process
 from .collect import take_snapshot
-from .web import page_document
+from .document import page_document
 
 __all__ = [
     "REMOTE_PROCESSES",

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
-import json
 import logging
 import socket
 import sys
@@ -27,61 +25,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .document import MAX_PAGE_PROCESSES, is_loopback, page_document
 from .model import NodeSnapshot
 
-__all__ = ["SnapshotSource", "create_app", "is_loopback", "page_document", "serve"]
+__all__ = ["MAX_PAGE_PROCESSES", "SnapshotSource", "create_app", "is_loopback", "page_document", "serve"]
 
 _log = logging.getLogger("refcount_starter.observe.web")
 
 #: Returns one snapshot per node observed: a ``NodeSnapshot``, or its JSON document (from
 #: another node; ``{"node": ..., "error": ...}`` for one that did not answer).
 SnapshotSource = Callable[[], Awaitable[Sequence[NodeSnapshot | Mapping[str, Any]]]]
-
-#: The page lists at most this many processes per node (the supervisors, starters and the
-#: fullest mailboxes first); the count of all is sent beside them.
-MAX_PAGE_PROCESSES = 2000
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def page_document(
-    snapshots: Sequence[NodeSnapshot | Mapping[str, Any]], max_processes: int = MAX_PAGE_PROCESSES
-) -> str:
-    """The JSON text the page gets: every node, each with at most ``max_processes`` processes.
-
-    Args:
-        snapshots: One snapshot (or snapshot document) per node.
-        max_processes: How many processes of each node to send.
-
-    Returns:
-        ``{"nodes": [...]}`` as JSON text; each node has ``processes_total`` beside its
-        (maybe shortened) ``processes``.
-    """
-    nodes = []
-    for snapshot in snapshots:
-        document = snapshot.to_json() if isinstance(snapshot, NodeSnapshot) else dict(snapshot)
-        for field in ("processes", "supervisors", "starters"):
-            document.setdefault(field, [])
-        document.setdefault("registered", {})
-        processes = document["processes"]
-        document.setdefault("processes_total", len(processes))
-        if len(processes) > max_processes:
-            ranked = sorted(
-                range(len(processes)),
-                key=lambda i: (processes[i]["kind"] == "process", -processes[i]["mailbox_size"], i),
-            )
-            kept = sorted(ranked[:max_processes])
-            document["processes"] = [processes[i] for i in kept]
-        nodes.append(document)
-    return json.dumps({"nodes": nodes})
 
 
 def _on_trio() -> bool:

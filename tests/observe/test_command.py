@@ -79,3 +79,27 @@ def test_a_port_in_use_is_one_line_and_status_1(capsys: pytest.CaptureFixture[st
         assert main(["observe", "--port", str(port)]) == 1
     _, err = capsys.readouterr()
     assert err.strip() == f"error: cannot serve on 127.0.0.1:{port}: Address already in use"
+
+
+def test_without_the_observe_extra() -> None:
+    """Without Starlette and Hypercorn, --json and the snapshot service work, and the page says
+    which extra it needs."""
+    blocked = "import sys; sys.modules['starlette'] = sys.modules['hypercorn'] = None; "
+    script = (
+        blocked + "import refcount_starter.observe.cluster; "
+        "from refcount_starter.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    as_json = run("observe", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["nodes"][0]["starters"]
+    page = run("observe", "--port", "0")
+    assert page.returncode == 2
+    assert "pip install 'refcount_starter[observe]'" in page.stderr
+    refused = run("observe", "--host", "0.0.0.0")
+    assert refused.returncode == 2 and "give --token" in refused.stderr
