@@ -189,3 +189,34 @@ def test_an_unknown_child_state_is_shown_not_fatal() -> None:
 
     view = _child_view(Child("w", ChildPaused("somewhere"), ChildSpec("w", worker)))  # type: ignore[arg-type]
     assert (view.state, view.pid, view.key) == ("unknown", "somewhere", "w")
+
+
+async def test_the_node_runs_between_slices() -> None:
+    """A snapshot of many processes lets the node's other tasks run between its slices."""
+    import anyio
+    import anyio.lowlevel
+
+    async with Node() as node, node.process() as me:
+        for _ in range(5000):
+            me.spawn(worker)
+        turns = 0
+        done = False
+
+        async def other_task() -> None:
+            nonlocal turns
+            while not done:
+                await anyio.lowlevel.checkpoint()
+                turns += 1
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_task)
+            await anyio.lowlevel.checkpoint()  # let it start
+            before = turns
+            snapshot = await take_snapshot(node, slice_size=1000)
+            during = turns - before
+            done = True
+        assert len(snapshot.processes) == 5001
+        assert during >= 4  # at least once between each two of the five slices
+        for pid in node.processes():
+            if pid != me.pid:
+                me.send(pid, "stop")
