@@ -337,34 +337,41 @@ class AsyncioMailbox(Mailbox):
 
 
 class TrioMailbox(Mailbox):
-    """The reader parks with ``trio.lowlevel.wait_task_rescheduled``."""
+    """The reader parks with ``trio.lowlevel.wait_task_rescheduled``.
+
+    Its names are bound once, when a node first runs on trio (``mailbox_class``); a wait
+    with no deadline returns trio's trap itself, with no coroutine frame of its own.
+    """
 
     __slots__ = ()
 
     def _now(self) -> float:
-        return float(_trio().current_time())
+        return float(_trio.current_time())
 
     async def _checkpoint(self) -> None:
-        await _trio().lowlevel.checkpoint()
+        await _trio.lowlevel.checkpoint()
 
-    async def _park(self, deadline: float | None) -> None:
-        if self._waiter is not None:
-            raise _second_reader()
-        trio = _trio()
-        self._waiter = trio.lowlevel.current_task()
-
-        def abort(_: object) -> Any:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
+    def _wait(self) -> Awaitable[None]:
         # _waiter stays set (to _WOKEN once woken) until the reader runs again, so that a
         # second reader is caught even between the wake-up and the resume.
+        if self._waiter is not None:
+            raise _second_reader()
+        lowlevel = _trio.lowlevel
+        self._waiter = lowlevel.current_task()
+        return lowlevel.wait_task_rescheduled(self._abort)  # type: ignore[no-any-return]
+
+    def _abort(self, _: object) -> Any:
+        self._waiter = None
+        return _trio.lowlevel.Abort.SUCCEEDED
+
+    async def _park(self, deadline: float | None) -> None:
+        waiter = self._wait()
         try:
             if deadline is None:
-                await trio.lowlevel.wait_task_rescheduled(abort)
+                await waiter
             else:
-                with trio.move_on_at(deadline):
-                    await trio.lowlevel.wait_task_rescheduled(abort)
+                with _trio.move_on_at(deadline):
+                    await waiter
         finally:
             self._waiter = None
 
@@ -373,17 +380,15 @@ class TrioMailbox(Mailbox):
         if task is _WOKEN:
             return
         self._waiter = _WOKEN
-        _trio().lowlevel.reschedule(task)
+        _trio.lowlevel.reschedule(task)
 
 
 #: The trio reader was rescheduled and has not run yet.
 _WOKEN = object()
 
 
-def _trio() -> Any:
-    import trio
-
-    return trio
+#: The trio module, once a node has run on trio.
+_trio: Any = None
 
 
 def mailbox_class() -> type[Mailbox]:
@@ -395,6 +400,8 @@ def mailbox_class() -> type[Mailbox]:
         except RuntimeError:
             pass
         else:
+            global _trio
+            _trio = trio
             return TrioMailbox
     try:
         asyncio.get_running_loop()
