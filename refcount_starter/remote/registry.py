@@ -16,6 +16,7 @@ import attrs
 from ..runtime import pid as _pid
 from ..runtime import reasons as _reasons
 from ..runtime import signals as _signals
+from . import errors as _errors
 
 __all__ = [
     "is_registered",
@@ -46,7 +47,7 @@ class Entry:
 # Invariant: by_type and by_name hold the same entries, each under its own key.
 by_type: dict[type, Entry] = {}
 by_name: dict[str, Entry] = {}
-# Classes that must never cross nodes, with the sentence that says why (for the TypeError).
+# Classes that must never cross nodes, with the sentence that says why (for Unencodable).
 refused: dict[type, str] = {}
 
 
@@ -151,14 +152,14 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
 
 
 def refuse_type(cls: type, why: str) -> None:
-    """Mark ``cls`` as never crossing nodes: encoding one raises ``TypeError`` with ``why``.
+    """Mark ``cls`` as never crossing nodes: encoding one raises ``Unencodable`` with ``why``.
 
     For a type that cannot travel by design (a local function, an open resource), so that
     the sender reads why, and what to use instead, rather than a bare "not registered".
 
     Args:
         cls: The class.
-        why: The sentence the ``TypeError`` carries, e.g. "a LocalStart holds a local
+        why: The sentence the ``Unencodable`` carries, e.g. "a LocalStart holds a local
             function; use a RunClosure".
 
     Raises:
@@ -248,6 +249,9 @@ for _exception in (
     ZeroDivisionError,
 ):
     register_type(_exception, f"rs.exc.{_exception.__name__}")
+
+# The codec's own refusal, so that a reply can carry it (a supervisor's ``Failed``).
+register_type(_errors.Unencodable, "rs.remote.Unencodable")
 
 
 def registers(name: str) -> Callable[[type], type]:

@@ -205,9 +205,9 @@ def test_stale_copy_message_names_the_starter_pid_after_a_round_trip() -> None:
 def test_a_local_start_cannot_travel_and_says_what_to_use() -> None:
     spec = ChildSpec.worker("db", _worker)
     assert type(spec.start) is LocalStart
-    with pytest.raises(TypeError, match=r"LocalStart cannot cross nodes.*RunClosure"):
+    with pytest.raises(TypeError, match=r"value\.start \(type .*LocalStart\) cannot cross nodes.*RunClosure"):
         encode(spec)
-    with pytest.raises(TypeError, match="LocalStart cannot cross nodes"):
+    with pytest.raises(TypeError, match=r"value\.spec\.start \(type .*LocalStart\)"):
         encode(sup_messages.StartNewChild(spec))
     # A supervisor child spec starts through a LocalStart too.
     with pytest.raises(TypeError, match="LocalStart"):
