@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 
 from ..runtime.pid import Pid, Ref
-from ..runtime.reasons import Crashed
+from ..runtime.reasons import Crashed, ExitReason, NoProc, Shutdown
 from .errors import Unencodable
 from .registry import (
     Entry,
@@ -374,9 +374,9 @@ def _unencodable(value: Any, exc: Exception) -> Unencodable:
     return Unencodable("value", _printable(_type_name(type(value))), _printable(why))
 
 
-#: The ``exc_type`` of the ``Crashed`` that ``stand_in`` makes for a value that is not a
-#: ``Crashed`` itself: the qualified name of ``Unencodable``, as in the ``Crashed`` of a
-#: process that let an ``Unencodable`` escape.
+#: The ``exc_type`` of the ``Crashed`` that ``stand_in`` makes for a value it cannot keep
+#: the kind of: the qualified name of ``Unencodable``, as in the ``Crashed`` of a process
+#: that let an ``Unencodable`` escape.
 UNENCODABLE = "refcount_starter.remote.errors.Unencodable"
 # Each text of a stand-in is cut to this many characters.
 _STAND_IN_TEXT = 65_536
@@ -387,16 +387,41 @@ def _text(value: object) -> str:
     return _printable(text)[:_STAND_IN_TEXT]
 
 
-def stand_in(value: object) -> Crashed:
-    """A ``Crashed`` that crosses nodes in place of ``value``, which cannot (``encode`` raised).
+def _explain(value: object) -> str:
+    """A short repr of ``value`` and why it cannot travel, as encodable text."""
+    try:
+        found = _find_unencodable(value)
+    except Exception:  # a value odd enough to break the walk still gets its stand-in
+        found = None
+    why = "it cannot be encoded" if found is None else str(found)
+    return _text(f"{_describe(value)}: {why}")
+
+
+def _travels(value: object) -> bool:
+    try:
+        encode(value)
+    except Unencodable:
+        return False
+    return True
+
+
+def stand_in(value: object) -> ExitReason:
+    """An exit reason that crosses nodes in place of ``value``, which cannot (``encode`` raised).
 
     For an exit reason the node sends as a process exits (a link's exit signal, a ``Down``),
-    so that the watcher on the other node still learns of the exit; a replier whose ``reply``
-    raised ``Unencodable`` may answer with it too. A
-    ``Crashed`` keeps its type name, message and traceback, with each lone surrogate written
-    out as an escape (``\\udcXX``); any other value becomes
-    ``Crashed(UNENCODABLE, text)``, whose text holds a short repr of the value and why it
-    cannot travel. Each text is cut to 65,536 characters. Never raises.
+    so that the watcher on the other node still learns of the exit, and of what it acts on:
+    whether the exit was normal (for restart policies) and what kind it was.
+
+    * A ``Crashed`` stays a ``Crashed`` with its type name, message and traceback, each lone
+      surrogate written out as an escape (``\\udcXX``).
+    * A ``Shutdown`` stays a ``Shutdown`` (a normal exit), its ``detail`` replaced by a text
+      holding a short repr of it and why it cannot travel.
+    * A ``NoProc`` stays a ``NoProc``, its ``last_reason`` replaced by its own stand-in.
+    * Anything else becomes ``Crashed(UNENCODABLE, text)``, the text a short repr of the
+      value and why it cannot travel (a replier whose ``reply`` raised ``Unencodable`` may
+      answer with it too).
+
+    Each text is cut to 65,536 characters. Never raises; the result always encodes.
 
     Example::
 
@@ -405,14 +430,16 @@ def stand_in(value: object) -> Crashed:
         except Unencodable:
             body = encode(attrs.evolve(signal, reason=stand_in(signal.reason)))
     """
-    if type(value) is Crashed:
+    if isinstance(value, Crashed):
         return Crashed(_text(value.exc_type), _text(value.message), _text(value.traceback))
-    try:
-        found = _find_unencodable(value)
-    except Exception:  # a value odd enough to break the walk still gets its stand-in
-        found = None
-    why = "it cannot be encoded" if found is None else str(found)
-    return Crashed(UNENCODABLE, _text(f"{_describe(value)}: {why}"))
+    if isinstance(value, Shutdown):
+        return Shutdown(_explain(value))
+    if isinstance(value, NoProc):
+        last = value.last_reason
+        kept = NoProc(value.pid, last if last is None or _travels(last) else stand_in(last), value.died_at)
+        if _travels(kept):
+            return kept
+    return Crashed(UNENCODABLE, _explain(value))
 
 
 # -- decoding -------------------------------------------------------------------------------

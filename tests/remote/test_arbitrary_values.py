@@ -231,13 +231,14 @@ async def test_an_exit_reason_nested_too_deeply_still_reaches_remote_watchers(
     make_transport: MakeTransport,
 ) -> None:
     """Regression (RecursionError half-way through an exit): a reason nested far beyond the
-    codec's limit still fires the remote monitor, with a stand-in ``Crashed``."""
+    codec's limit still fires the remote monitor, with its stand-in: a ``Shutdown`` whose
+    detail says why."""
     async with two_nodes(make_transport) as (a, b), a.process() as me:
         pid = b.spawn(crash_with, ProcessExit(Shutdown(nested_lists(5000))))
         ref = me.monitor(pid)
         me.send(pid, "go")
         down = await me.receive(Down, where=lambda m: m.ref == ref, timeout=5)
-        assert isinstance(down.reason, Crashed) and "nest at most" in down.reason.message
+        assert type(down.reason) is Shutdown and "nest at most" in down.reason.detail
         assert await me.call(b.spawn(keep), "fine", timeout=10) == "fine"
 
 
