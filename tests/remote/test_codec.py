@@ -348,12 +348,12 @@ def nested_lists(depth: int) -> Any:
 
 
 @attrs.define(eq=False)
-class Node:
+class Cell:
     name: str
     next: Any = None
 
 
-register_type(Node, "tests.remote.Node")
+register_type(Cell, "tests.remote.Cell")
 
 
 class BadRepr:
@@ -372,8 +372,8 @@ def _cycle_list() -> list[Any]:
     return cycle
 
 
-def _cycle_nodes() -> Node:
-    head = Node("head", Node("tail"))
+def _cycle_cells() -> Cell:
+    head = Cell("head", Cell("tail"))
     head.next.next = head
     return head
 
@@ -387,16 +387,16 @@ def _cycle_nodes() -> Node:
         (Crashed("OSError", "no such file: b'\udce9t\udce9'"), "value.message", "str", "lone surrogate"),
         (nested_lists(codec.MAX_DEPTH + 1), "...", "list", f"nest at most {codec.MAX_DEPTH}"),
         (_cycle_list(), "value[1]['back']", "list", r"same object as value \(a cycle\)"),
-        (_cycle_nodes(), "value.next.next", "tests.remote.test_codec.Node", r"same object as value \(a"),
+        (_cycle_cells(), "value.next.next", "tests.remote.test_codec.Cell", r"same object as value \(a"),
         ([2**codec.MAX_INT_BITS], "value[0]", "int", "14,285 bits; ints cross nodes up to 14,284"),
         ({1: bytearray(b"x")}, "value[1]", "bytearray", "not registered.*register_type"),
         ((memoryview(b"x"),), "value[0]", "memoryview", "not registered"),
         ([BadRepr()], "value[0]", "tests.remote.test_codec.BadRepr", r"The value: <BadRepr"),
         ([SurrogateRepr()], "value[0]", "tests.remote.test_codec.SurrogateRepr", r"SurrogateRepr\(\\udcff\)"),
         (
-            object.__new__(Node),
+            object.__new__(Cell),
             "value",
-            "tests.remote.test_codec.Node",
+            "tests.remote.test_codec.Cell",
             "reading its field 'name'.*AttributeError",
         ),
     ],
