@@ -71,8 +71,11 @@ def _find(items: deque[Any], predicate: Callable[[Any], bool], start: int) -> in
     return -1
 
 
-class Mailbox:
+class Mailbox(deque[Any]):
     """Messages in arrival order; ``receive`` takes the oldest one that matches.
+
+    The mailbox is the deque of its messages itself (one object per process, and ``len`` in
+    C); only its reader removes messages.
 
     Every receive counts against a budget of ``BUDGET`` receives; a receive that finds its
     message after the budget is spent first yields to the other tasks (a checkpoint, where a
@@ -80,19 +83,16 @@ class Mailbox:
     that the next receive is a checkpoint (a kill calls it).
     """
 
-    __slots__ = ("_budget", "_items", "_waiter")
+    __slots__ = ("_budget", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[Any] = deque()
+        super().__init__()
         self._waiter: Any = None
         self._budget = BUDGET
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def put(self, message: Any) -> None:
         """Append ``message`` and wake the reader if it is parked."""
-        self._items.append(message)
+        self.append(message)
         if self._waiter is not None:
             self._wake()
 
@@ -107,7 +107,7 @@ class Mailbox:
 
     def take(self, predicate: Callable[[Any], bool] | None) -> tuple[bool, Any]:
         """Take the oldest matching message without waiting: ``(found, message)``."""
-        items = self._items
+        items = self
         if predicate is None:
             if items:
                 return True, items.popleft()
@@ -121,7 +121,7 @@ class Mailbox:
 
     def remove_all(self, predicate: Callable[[Any], bool], start: int = 0) -> int:
         """Remove every message from index ``start`` on that matches; return how many went."""
-        items = self._items
+        items = self
         if len(items) <= start:
             return 0
         if start == 0:
@@ -139,13 +139,13 @@ class Mailbox:
 
     def take_all(self) -> list[Any]:
         """Take every queued message, oldest first."""
-        taken = list(self._items)
-        self._items.clear()
+        taken = list(self)
+        self.clear()
         return taken
 
     def snapshot(self) -> list[Any]:
         """The queued messages, oldest first (for inspection and tests)."""
-        return list(self._items)
+        return list(self)
 
     async def receive(self, predicate: Callable[[Any], bool] | None, timeout: float, start: int = 0) -> Any:
         """Take the oldest matching message (from index ``start`` on), waiting up to
@@ -163,7 +163,7 @@ class Mailbox:
         """Take the oldest matching message from index ``start`` on, waiting as long as it
         takes. Only the reader removes messages, so the indices it has looked at stay valid
         while it waits."""
-        items = self._items
+        items = self
         if predicate is None:
             if items:
                 budget = self._budget - 1
@@ -187,7 +187,11 @@ class Mailbox:
         while True:
             length = len(items)
             if index < length:
-                found = _find(items, predicate, index)
+                # The oldest candidate first, inline: it is the match nearly always.
+                if predicate(items[index]):
+                    found = index
+                else:
+                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
                 if found >= 0:
                     if waited:
                         self._budget = BUDGET
@@ -219,14 +223,17 @@ class Mailbox:
     async def _receive_until(
         self, predicate: Callable[[Any], bool] | None, timeout: float, start: int
     ) -> tuple[bool, Any]:
-        items = self._items
+        items = self
         index = start
         deadline: float | None = None
         waited = False
         while True:
             length = len(items)
             if index < length:
-                found = index if predicate is None else _find(items, predicate, index)
+                if predicate is None or predicate(items[index]):
+                    found = index
+                else:
+                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
                 if found >= 0:
                     if waited:
                         self._budget = BUDGET
@@ -299,7 +306,7 @@ class AsyncioMailbox(Mailbox):
 
     def put(self, message: Any) -> None:
         """Append ``message`` and wake the reader if it is parked."""
-        self._items.append(message)
+        self.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

@@ -297,8 +297,8 @@ class Node:
             table.adopt(entry, *owner)
         elif parent is not None:
             if link:
-                entry.links.add(parent.pid)
-                parent.links.add(entry.pid)
+                entry.link_to(parent.pid)
+                parent.link_to(entry.pid)
             if monitor:
                 ref = table.new_ref()
                 entry.watchers[ref] = parent.pid
