@@ -87,6 +87,7 @@ async def spawn_baseline(n: int) -> float:
     """Raw anyio: start a task in its own cancel scope, wait until it runs, cancel it and
     wait for its end, ``n`` times; cycles per second (the baseline of ``spawn`` and of the
     starter cycles)."""
+
     async def child(scope: anyio.CancelScope, started: anyio.Event, done: anyio.Event) -> None:
         with scope:
             _send, receive = anyio.create_memory_object_stream[Any](math.inf)
