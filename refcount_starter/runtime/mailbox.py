@@ -71,8 +71,11 @@ def _find(items: deque[Any], predicate: Callable[[Any], bool], start: int) -> in
     return -1
 
 
-class Mailbox:
+class Mailbox(deque[Any]):
     """Messages in arrival order; ``receive`` takes the oldest one that matches.
+
+    The mailbox is the deque of its messages itself (one object per process, and ``len`` in
+    C); only its reader removes messages.
 
     Every receive counts against a budget of ``BUDGET`` receives; a receive that finds its
     message after the budget is spent first yields to the other tasks (a checkpoint, where a
@@ -80,19 +83,16 @@ class Mailbox:
     that the next receive is a checkpoint (a kill calls it).
     """
 
-    __slots__ = ("_budget", "_items", "_waiter")
+    __slots__ = ("_budget", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[Any] = deque()
+        super().__init__()
         self._waiter: Any = None
         self._budget = BUDGET
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def put(self, message: Any) -> None:
         """Append ``message`` and wake the reader if it is parked."""
-        self._items.append(message)
+        self.append(message)
         if self._waiter is not None:
             self._wake()
 
@@ -107,7 +107,7 @@ class Mailbox:
 
     def take(self, predicate: Callable[[Any], bool] | None) -> tuple[bool, Any]:
         """Take the oldest matching message without waiting: ``(found, message)``."""
-        items = self._items
+        items = self
         if predicate is None:
             if items:
                 return True, items.popleft()
@@ -121,7 +121,7 @@ class Mailbox:
 
     def remove_all(self, predicate: Callable[[Any], bool], start: int = 0) -> int:
         """Remove every message from index ``start`` on that matches; return how many went."""
-        items = self._items
+        items = self
         if len(items) <= start:
             return 0
         if start == 0:
@@ -139,13 +139,13 @@ class Mailbox:
 
     def take_all(self) -> list[Any]:
         """Take every queued message, oldest first."""
-        taken = list(self._items)
-        self._items.clear()
+        taken = list(self)
+        self.clear()
         return taken
 
     def snapshot(self) -> list[Any]:
         """The queued messages, oldest first (for inspection and tests)."""
-        return list(self._items)
+        return list(self)
 
     async def receive(self, predicate: Callable[[Any], bool] | None, timeout: float, start: int = 0) -> Any:
         """Take the oldest matching message (from index ``start`` on), waiting up to
@@ -163,7 +163,7 @@ class Mailbox:
         """Take the oldest matching message from index ``start`` on, waiting as long as it
         takes. Only the reader removes messages, so the indices it has looked at stay valid
         while it waits."""
-        items = self._items
+        items = self
         if predicate is None:
             if items:
                 budget = self._budget - 1
@@ -187,7 +187,11 @@ class Mailbox:
         while True:
             length = len(items)
             if index < length:
-                found = _find(items, predicate, index)
+                # The oldest candidate first, inline: it is the match nearly always.
+                if predicate(items[index]):
+                    found = index
+                else:
+                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
                 if found >= 0:
                     if waited:
                         self._budget = BUDGET
@@ -219,14 +223,17 @@ class Mailbox:
     async def _receive_until(
         self, predicate: Callable[[Any], bool] | None, timeout: float, start: int
     ) -> tuple[bool, Any]:
-        items = self._items
+        items = self
         index = start
         deadline: float | None = None
         waited = False
         while True:
             length = len(items)
             if index < length:
-                found = index if predicate is None else _find(items, predicate, index)
+                if predicate is None or predicate(items[index]):
+                    found = index
+                else:
+                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
                 if found >= 0:
                     if waited:
                         self._budget = BUDGET
@@ -299,7 +306,7 @@ class AsyncioMailbox(Mailbox):
 
     def put(self, message: Any) -> None:
         """Append ``message`` and wake the reader if it is parked."""
-        self._items.append(message)
+        self.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -337,34 +344,41 @@ class AsyncioMailbox(Mailbox):
 
 
 class TrioMailbox(Mailbox):
-    """The reader parks with ``trio.lowlevel.wait_task_rescheduled``."""
+    """The reader parks with ``trio.lowlevel.wait_task_rescheduled``.
+
+    Its names are bound once, when a node first runs on trio (``mailbox_class``); a wait
+    with no deadline returns trio's trap itself, with no coroutine frame of its own.
+    """
 
     __slots__ = ()
 
     def _now(self) -> float:
-        return float(_trio().current_time())
+        return float(_trio.current_time())
 
     async def _checkpoint(self) -> None:
-        await _trio().lowlevel.checkpoint()
+        await _trio.lowlevel.checkpoint()
 
-    async def _park(self, deadline: float | None) -> None:
-        if self._waiter is not None:
-            raise _second_reader()
-        trio = _trio()
-        self._waiter = trio.lowlevel.current_task()
-
-        def abort(_: object) -> Any:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
+    def _wait(self) -> Awaitable[None]:
         # _waiter stays set (to _WOKEN once woken) until the reader runs again, so that a
         # second reader is caught even between the wake-up and the resume.
+        if self._waiter is not None:
+            raise _second_reader()
+        lowlevel = _trio.lowlevel
+        self._waiter = lowlevel.current_task()
+        return lowlevel.wait_task_rescheduled(self._abort)  # type: ignore[no-any-return]
+
+    def _abort(self, _: object) -> Any:
+        self._waiter = None
+        return _trio.lowlevel.Abort.SUCCEEDED
+
+    async def _park(self, deadline: float | None) -> None:
+        waiter = self._wait()
         try:
             if deadline is None:
-                await trio.lowlevel.wait_task_rescheduled(abort)
+                await waiter
             else:
-                with trio.move_on_at(deadline):
-                    await trio.lowlevel.wait_task_rescheduled(abort)
+                with _trio.move_on_at(deadline):
+                    await waiter
         finally:
             self._waiter = None
 
@@ -373,17 +387,15 @@ class TrioMailbox(Mailbox):
         if task is _WOKEN:
             return
         self._waiter = _WOKEN
-        _trio().lowlevel.reschedule(task)
+        _trio.lowlevel.reschedule(task)
 
 
 #: The trio reader was rescheduled and has not run yet.
 _WOKEN = object()
 
 
-def _trio() -> Any:
-    import trio
-
-    return trio
+#: The trio module, once a node has run on trio.
+_trio: Any = None
 
 
 def mailbox_class() -> type[Mailbox]:
@@ -395,6 +407,8 @@ def mailbox_class() -> type[Mailbox]:
         except RuntimeError:
             pass
         else:
+            global _trio
+            _trio = trio
             return TrioMailbox
     try:
         asyncio.get_running_loop()

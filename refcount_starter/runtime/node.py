@@ -263,8 +263,24 @@ class Node:
         (``Node.spawn`` and the ``Process.spawn*`` methods call it). Linked to or monitored
         by ``parent``, or linked to and monitored by ``owner`` under its ref, before it runs.
 
+        Args:
+            fn: The async process function.
+            args: Its extra arguments.
+            parent: The table entry of the spawning process, or ``None`` for the node.
+            link: Link the new process to ``parent``.
+            monitor: Let ``parent`` monitor the new process.
+            trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
+            name: A name to register the new process under.
+            owner: ``(pid, ref)`` of a process (maybe of another node) to link the new one
+                to and to let monitor it under ``ref`` (``Process.spawn_for``).
+
         Returns:
             The new process's handle, and the ref of ``parent``'s monitor if ``monitor``.
+
+        Raises:
+            TypeError: ``fn`` is not an async callable.
+            NodeNotRunning: The node is not inside its ``async with`` block.
+            NameTaken: ``name`` is held by a live process.
         """
         if not self._running:
             self._check_running()
@@ -284,8 +300,8 @@ class Node:
             table.adopt(entry, *owner)
         elif parent is not None:
             if link:
-                entry.links.add(parent.pid)
-                parent.links.add(entry.pid)
+                entry.link_to(parent.pid)
+                parent.link_to(entry.pid)
             if monitor:
                 ref = table.new_ref()
                 entry.watchers[ref] = parent.pid

@@ -51,6 +51,9 @@ UNBOUND = Pid("<unbound>", 0, 0)
 
 KILLED = Killed()
 
+#: The links of a process that has none (shared, never changed).
+NO_LINKS: frozenset[Pid] = frozenset()
+
 # Makes a Pid or a Ref of the node's own parts, which need no validation (one per spawn,
 # call and monitor).
 _new_identifier = tuple.__new__
@@ -89,7 +92,9 @@ class Entry:
         self.fn = fn
         self.reason: ExitReason | None = None
         self.pending: ExitReason | None = None
-        self.links: set[Pid] = set()
+        # Shared and empty until the first link: most processes have none, and an empty
+        # set costs 216 bytes.
+        self.links: set[Pid] | frozenset[Pid] = NO_LINKS
         self.monitors: dict[Ref, Pid] = {}
         self.watchers: dict[Ref, Pid] = {}
         self.name: str | None = None
@@ -100,6 +105,19 @@ class Entry:
         self.task: Any = None
         self.scope: Any = None
         self.started = False
+
+    def link_to(self, pid: Pid) -> None:
+        """Add ``pid`` to the links (a set of its own from the first one)."""
+        links = self.links
+        if links is NO_LINKS:
+            self.links = {pid}
+        else:
+            links.add(pid)  # type: ignore[union-attr]
+
+    def unlink_from(self, pid: Pid) -> None:
+        """Remove ``pid`` from the links, if it is there."""
+        if pid in self.links:
+            self.links.discard(pid)  # type: ignore[union-attr]
 
     def info(self) -> ProcessInfo:
         """A frozen picture of this process now."""
@@ -205,16 +223,16 @@ class Table:
         it under ``ref``, before it runs (``Process.spawn_for``). A dead local owner takes
         the new process with it, as a linked one would."""
         entry.parent = owner
-        entry.links.add(owner)
+        entry.link_to(owner)
         entry.watchers[ref] = owner
         local_owner = self.lookup(owner)
         if local_owner is not None:
-            local_owner.links.add(entry.pid)
+            local_owner.link_to(entry.pid)
             local_owner.monitors[ref] = entry.pid
         elif owner.node != self.name:
             self.transport_send(LinkSignal(entry.pid, owner))
         else:
-            entry.links.discard(owner)
+            entry.unlink_from(owner)
             del entry.watchers[ref]
             self.kill(entry, self.noproc(owner))
 
@@ -295,10 +313,10 @@ class Table:
             return
         target = self.lookup(pid)
         if target is not None:
-            entry.links.add(pid)
-            target.links.add(entry.pid)
+            entry.link_to(pid)
+            target.link_to(entry.pid)
         elif pid.node != self.name:
-            entry.links.add(pid)
+            entry.link_to(pid)
             self.transport_send(LinkSignal(entry.pid, pid))
         else:
             self.exit_signal(entry, pid, self.noproc(pid), linked=True)
@@ -309,10 +327,10 @@ class Table:
             raise TypeError(f"unlink takes a Pid, got {pid!r}")
         if pid not in entry.links:
             return
-        entry.links.discard(pid)
+        entry.unlink_from(pid)
         target = self.lookup(pid)
         if target is not None:
-            target.links.discard(entry.pid)
+            target.unlink_from(entry.pid)
         elif pid.node != self.name:
             self.transport_send(UnlinkSignal(entry.pid, pid))
 
@@ -468,7 +486,7 @@ class Table:
                 self.link_exit(pid, other, reason)
             except Exception:
                 self._not_passed_on(pid, other)
-        links.clear()
+        entry.links = NO_LINKS
         watchers = entry.watchers
         inbound = self.inbound_calls
         for ref, watcher in watchers.items():
@@ -496,7 +514,7 @@ class Table:
         """The exit signal a link carries from ``sender`` to ``to``."""
         target = self.lookup(to)
         if target is not None:
-            target.links.discard(sender)
+            target.unlink_from(sender)
             self.exit_signal(target, sender, reason, linked=True)
         elif to.node != self.name:
             self.transport_send(ExitSignalSent(sender, to, reason, True))
@@ -540,13 +558,13 @@ class Table:
         elif type(signal) is LinkSignal:
             entry = self.lookup(signal.to)
             if entry is not None:
-                entry.links.add(signal.sender)
+                entry.link_to(signal.sender)
             else:
                 self.transport_send(ExitSignalSent(signal.to, signal.sender, self.noproc(signal.to), True))
         elif type(signal) is UnlinkSignal:
             entry = self.lookup(signal.to)
             if entry is not None:
-                entry.links.discard(signal.sender)
+                entry.unlink_from(signal.sender)
         elif type(signal) is ExitSignalSent:
             entry = self.lookup(signal.to)
             if entry is None:
@@ -554,7 +572,7 @@ class Table:
             if signal.linked:
                 if signal.sender not in entry.links:
                     return  # unlinked meanwhile: Erlang drops it too
-                entry.links.discard(signal.sender)
+                entry.unlink_from(signal.sender)
             self.exit_signal(entry, signal.sender, signal.reason, linked=signal.linked)
         elif type(signal) is MonitorSignal:
             entry = self.lookup(signal.to)
@@ -577,7 +595,7 @@ class Table:
         if type(signal) is LinkSignal:
             entry = self.lookup(signal.sender)
             if entry is not None and signal.to in entry.links:
-                entry.links.discard(signal.to)
+                entry.unlink_from(signal.to)
                 self.exit_signal(entry, signal.to, reason, linked=True)
         elif type(signal) is MonitorSignal or type(signal) is CallSignal:
             self.down(signal.sender, signal.ref, signal.to, reason)
@@ -590,7 +608,7 @@ class Table:
         for entry in list(self.procs.values()):
             lost_links = [pid for pid in entry.links if pid.node == node]
             for pid in lost_links:
-                entry.links.discard(pid)
+                entry.unlink_from(pid)
                 self.exit_signal(entry, pid, reason, linked=True)
             lost_monitors = [(ref, pid) for ref, pid in entry.monitors.items() if pid.node == node]
             for ref, pid in lost_monitors:
