@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -98,7 +99,8 @@ def instrument(tracer_provider: TracerProvider | None = None) -> None:
     ):
         original = cls.__dict__[name]
         _originals.append((cls, name, original))
-        setattr(cls, name, make(original))
+        # The wrapper keeps the original's name and docstring (help() reads the same).
+        setattr(cls, name, functools.update_wrapper(make(original), original))
 
 
 def uninstrument() -> None:

@@ -221,6 +221,7 @@ async def test_nothing_is_wrapped_until_instrumented() -> None:
     tracing.instrument(TracerProvider())
     try:
         assert tracing.is_instrumented() and Process.call is not originals[0]
+        assert Process.call.__doc__ == originals[0].__doc__ and Process.call.__name__ == "call"
     finally:
         tracing.uninstrument()
     assert (Process.call, Process.receive, Process.exit, Node.exit, StarterProcess.acquire) == originals
