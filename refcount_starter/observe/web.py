@@ -14,7 +14,7 @@ import hmac
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -117,18 +117,9 @@ def create_app(
         if not allowed(request):
             return refused()
 
-        async def stream() -> AsyncIterator[str]:
-            while stopping is None or not stopping.is_set():
-                yield f"event: snapshot\ndata: {await encoded()}\n\n"
-                if stopping is None:
-                    await anyio.sleep(interval)
-                else:
-                    with anyio.move_on_after(interval):
-                        await stopping.wait()
-
         # Connection: close: once a stream ends, its connection goes too.
         return StreamingResponse(
-            stream(),
+            _EventStream(encoded, interval, stopping),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "Connection": "close"},
         )
@@ -144,6 +135,36 @@ def create_app(
             Route("/healthz", health),
         ]
     )
+
+
+class _EventStream:
+    """The server-sent events of one page: a snapshot now, then one every ``interval``
+    seconds until ``stopping`` is set. A plain iterator rather than an async generator, so
+    that a stream the server abandons leaves nothing to finalize."""
+
+    def __init__(
+        self, encoded: Callable[[], Awaitable[str]], interval: float, stopping: anyio.Event | None
+    ) -> None:
+        self._encoded = encoded
+        self._interval = interval
+        self._stopping = stopping
+        self._first = True
+
+    def __aiter__(self) -> _EventStream:
+        return self
+
+    async def __anext__(self) -> str:
+        stopping = self._stopping
+        if not self._first:
+            if stopping is None:
+                await anyio.sleep(self._interval)
+            else:
+                with anyio.move_on_after(self._interval):
+                    await stopping.wait()
+        self._first = False
+        if stopping is not None and stopping.is_set():
+            raise StopAsyncIteration
+        return f"event: snapshot\ndata: {await self._encoded()}\n\n"
 
 
 async def serve(
