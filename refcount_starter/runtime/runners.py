@@ -26,6 +26,7 @@ from .errors import ProcessExit
 from .reasons import Crashed, ExitReason, Killed, Normal
 
 if TYPE_CHECKING:
+    from .pid import Pid
     from .process import Process
     from .table import Entry, Table
 
@@ -59,9 +60,10 @@ def check_process_function(fn: object) -> None:
     raise TypeError(f"a process function must be an async callable (async def), got {fn!r}, which is not")
 
 
-def crashed(pid: object, exc: BaseException) -> ExitReason:
-    """The exit reason of a process whose function raised ``exc``, logged once."""
-    _log.error("process %s crashed", pid, exc_info=exc)
+def crashed(pid: Pid, exc: BaseException) -> ExitReason:
+    """The exit reason of a process whose function raised ``exc``, logged once (with the
+    node and the pid as the record's ``node`` and ``pid`` fields)."""
+    _log.error("process %s crashed", pid, exc_info=exc, extra={"node": pid.node, "pid": str(pid)})
     return Crashed.from_exception(exc)
 
 

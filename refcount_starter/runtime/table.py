@@ -189,6 +189,12 @@ class Table:
         # reply removes (ReplySignal). Invariant: each entry's ref is in its callee's watchers.
         self.inbound_calls: dict[Ref, Entry] = {}
 
+    def log_fields(self, pid: Pid | None = None) -> dict[str, str]:
+        """The ``extra`` of a log record about ``pid`` (the node's own pid by default)."""
+        if pid is None:
+            pid = _new_identifier(Pid, (self.name, self.incarnation, 0))
+        return {"node": self.name, "pid": str(pid)}
+
     # -- lookups ----------------------------------------------------------------------------
 
     def lookup(self, pid: Pid) -> Entry | None:
@@ -508,7 +514,9 @@ class Table:
             entry.exited.set()
 
     def _not_passed_on(self, pid: Pid, to: Pid) -> None:
-        _log.exception("node %s could not pass on the exit of %s to %s", self.name, pid, to)
+        _log.exception(
+            "node %s could not pass on the exit of %s to %s", self.name, pid, to, extra=self.log_fields(pid)
+        )
 
     def link_exit(self, sender: Pid, to: Pid, reason: ExitReason) -> None:
         """The exit signal a link carries from ``sender`` to ``to``."""
@@ -588,7 +596,7 @@ class Table:
         elif type(signal) is DownSignal:
             self.down(signal.to, signal.ref, signal.pid, signal.reason)
         else:
-            _log.warning("node %s dropped an unknown signal %r", self.name, signal)
+            _log.warning("node %s dropped an unknown signal %r", self.name, signal, extra=self.log_fields())
 
     def undeliverable(self, signal: Signal, reason: NoConnection) -> None:
         """A signal this node sent could not reach its node: links and monitors fire."""
@@ -600,7 +608,7 @@ class Table:
         elif type(signal) is MonitorSignal or type(signal) is CallSignal:
             self.down(signal.sender, signal.ref, signal.to, reason)
         else:
-            _log.debug("node %s could not deliver %r: %r", self.name, signal, reason)
+            _log.debug("node %s could not deliver %r: %r", self.name, signal, reason, extra=self.log_fields())
 
     def peer_down(self, node: str) -> None:
         """Every link and monitor across to ``node`` fires ``NoConnection``."""
