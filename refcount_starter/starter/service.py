@@ -28,6 +28,7 @@ from ..runtime import (
     Ref,
     Shutdown,
 )
+from ..supervisor.start import acknowledges_itself, run_child
 from . import protocol
 from .protocol import (
     Acquire,
@@ -166,12 +167,14 @@ class _Driver:
     """The starter's side effects, and the translation of messages into events."""
 
     # A plain slotted class: one is made per starter, on the DPP-84 cycle's path.
-    __slots__ = ("_holders", "_monitors", "args", "fn", "p")
+    __slots__ = ("_holders", "_monitors", "acks", "args", "fn", "p")
 
     def __init__(self, p: Process, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
         self.p = p
         self.fn = fn
         self.args = args
+        # Whether the child acknowledges its own start (it takes task_status), found once.
+        self.acks = acknowledges_itself(fn)
         # Invariant: one monitor per watched holder; _holders is the inverse of _monitors.
         self._monitors: dict[Pid, Ref] = {}
         self._holders: dict[Ref, Pid] = {}
@@ -202,8 +205,15 @@ class _Driver:
                 return Release(message.sender, *release)
             sender = message.sender
             node = self.p.node
-            if sender.serial == 0 and sender.node == node.name and sender.incarnation == node.incarnation:
-                return Halt(reason)  # from the node itself (serial 0): it is stopping, or stops it
+            if (
+                sender.serial == 0
+                and node.stopping
+                and sender.node == node.name
+                and sender.incarnation == node.incarnation
+            ):
+                # The node's own stop (serial 0, while it stops) halts even a held starter;
+                # a Node.exit from user code follows the rules of any other sender. ADR-0004.
+                return Halt(reason)
             if type(reason) is Shutdown and reason.detail is None:
                 # A plain Shutdown: the owner lets go of its own reference (from anyone else
                 # the protocol counts it as spurious). See ADR-0004.
@@ -249,7 +259,11 @@ class _Driver:
             assert call is not None
             # Linked to and monitored by the holder before it runs, and not linked to the
             # starter: a child that dies at once reports its own reason to its supervisor.
-            pid = p.spawn_for(command.holder, command.ref, self.fn, *self.args)
+            # Its init acknowledgement goes straight to the holder: the starter answers at
+            # once and never waits on a child (ADR-0002).
+            holder = command.holder
+            ref = command.ref
+            pid = p.spawn_for(holder, ref, run_child, holder, ref, self.fn, self.args, self.acks)
             p.reply(call, Started(pid))
         elif isinstance(command, _REPLIES):
             if call is not None:  # the owner's release signal expects no answer

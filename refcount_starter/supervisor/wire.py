@@ -42,6 +42,9 @@ _register(
         messages.Unsubscribe,
         messages.Failed,
         messages.RetryRestart,
+        # A child's init acknowledgement (a child started through a starter on another node
+        # sends it across).
+        start.InitAck,
         # Child specs and their policies.
         spec.ChildSpec,
         spec.ChildType,
@@ -71,6 +74,7 @@ _register(
         reasons.ReachedMaxRestartIntensity,
         reasons.FailedToStartChild,
         reasons.InitIgnored,
+        reasons.InitTimeout,
         # Events.
         events.SupervisedChildStarted,
         events.SupervisedChildStopped,
