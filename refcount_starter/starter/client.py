@@ -42,6 +42,8 @@ def _check_pid(instance: object, attribute: attrs.Attribute[Pid], value: object)
 
 
 def _check_timeout(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if value == STARTER_CALL_TIMEOUT:
+        return  # the default (a StarterProcess is made per DPP-84 cycle)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{attribute.name} must be a number of seconds, got {value!r}")
     if not (value > 0 and math.isfinite(value)):

@@ -170,6 +170,11 @@ class _Stop(Exception):
         self.reason = reason
 
 
+class _Malformed(Exception):
+    """A request the supervisor cannot read (a wrong field type): the caller's error,
+    answered as a ``TypeError``, never a crash."""
+
+
 class _InitFailed(Exception):
     def __init__(self, key: str, error: BaseException, reason: ExitReason) -> None:
         super().__init__(key, error)
@@ -357,15 +362,16 @@ class _Server:
         value: object
         if handler is None:
             value = Failed(TypeError(f"supervisor {self.p.pid} does not understand the request {request!r}"))
-        elif (problem := _malformed(request)) is not None:
-            value = Failed(TypeError(problem))
         else:
-            # Only the supervisor's own errors are answers. Anything else raised here is a
-            # bug in the supervisor: let it crash (run() stops the children and exits).
+            # Only the supervisor's own errors are answers, and a malformed request (the
+            # caller's error). Anything else raised here is a bug in the supervisor: let it
+            # crash (run() stops the children and exits).
             try:
                 value = await handler(self, request)
             except SupervisorError as exc:
                 value = Failed(exc)
+            except _Malformed as exc:
+                value = Failed(TypeError(str(exc)))
         try:
             self.p.reply(call, value)
         except TypeError as exc:
@@ -427,7 +433,10 @@ class _Server:
         self._drop(child)
 
     async def _lookup_child(self, request: LookupChild) -> Child | None:
-        found = self.children.get(request.key)  # type: ignore[call-overload]
+        try:
+            found: _Child | None = self.children.get(request.key)  # type: ignore[call-overload]
+        except TypeError:
+            raise _Malformed(f"a child key must be hashable, got {request.key!r}") from None
         return None if found is None else Child(found.spec.key, found.state, found.spec)
 
     async def _list_children(self, request: ListChildren) -> list[Child]:
@@ -463,14 +472,19 @@ class _Server:
 
     def _find(self, key: object) -> _Child:
         # Any key that is not a child's key, of any type, is ChildNotFound (OTP's
-        # {error, not_found}); _malformed let only hashable keys through.
-        child: _Child | None = self.children.get(key)  # type: ignore[call-overload]
+        # {error, not_found}).
+        try:
+            child: _Child | None = self.children.get(key)  # type: ignore[call-overload]
+        except TypeError:
+            raise _Malformed(f"a child key must be hashable, got {key!r}") from None
         if child is None:
             raise ChildNotFound(key)  # type: ignore[arg-type]  # any key: its repr is shown
         return child
 
     def _new_child(self, spec: ChildSpec) -> _Child:
         """The record of a new spec (not inserted yet); its lease is not acquired."""
+        if type(spec) is not ChildSpec and not isinstance(spec, ChildSpec):
+            raise _Malformed(f"expected a ChildSpec, got {spec!r}")
         existing = self.children.get(spec.key)
         if existing is not None:
             raise DuplicateChild(spec.key, existing.state)
@@ -836,25 +850,6 @@ class _Server:
         if running:
             await self._stop_child(child)
         return True
-
-
-def _malformed(request: object) -> str | None:
-    """Why a request of a known type cannot be handled (a wrong field type), or ``None``.
-
-    A malformed request is the caller's error, answered as a ``TypeError``; it never reaches
-    a handler, so that what a handler raises is either the supervisor's own error or a bug.
-    """
-    if type(request) is AddChild or type(request) is StartNewChild:
-        if not isinstance(request.spec, ChildSpec):
-            return f"expected a ChildSpec, got {request.spec!r}"
-        return None
-    key = getattr(request, "key", None)
-    if key is not None:
-        try:
-            hash(key)
-        except TypeError:
-            return f"a child key must be hashable, got {key!r}"
-    return None
 
 
 #: The handler of each request type, by its exact type.

@@ -168,6 +168,8 @@ def _check_delay(instance: object, attribute: attrs.Attribute[float | None], val
 
 
 def _check_start_timeout(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if value in (WORKER_START_TIMEOUT, math.inf):
+        return  # the defaults (a spec is made per DPP-84 cycle)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"start_timeout must be a number of seconds (math.inf: no limit), got {value!r}")
     if math.isnan(value) or value <= 0:

@@ -101,6 +101,11 @@ class ChildStatus:
         self._p.send(self._to, InitAck(self._ref, value))
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_async(fn: Hashable) -> bool:
+    return _is_coroutine_function(fn)
+
+
 def _is_coroutine_function(fn: object) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
@@ -121,7 +126,11 @@ def check_process_function(fn: object, what: str = "a child's process function")
     """
     if not callable(fn):
         raise TypeError(f"{what} must be an async callable, got {fn!r}")
-    if not _is_coroutine_function(fn):
+    try:
+        is_async = _is_async(fn)  # once per function: specs and starters are made per cycle
+    except TypeError:  # an unhashable callable: not cached
+        is_async = _is_coroutine_function(fn)
+    if not is_async:
         raise TypeError(
             f"{what} must be a coroutine function (async def fn(p, *args)), got {fn!r}, which is not async"
         )

@@ -9,6 +9,8 @@ after every step; the teardown drives the system to quiescence and checks L1.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -33,6 +35,8 @@ SLOT_ACTIONS = {
     "delete": m.delete,
     "retry release": m.retry_release,
     "re-add": m.readd,
+    # The child's answer to its start, to its supervisor (acknowledged, ignored, failed).
+    **{f"child {answer}": functools.partial(m.child_answers, answer=answer) for answer in m.CHILD_ANSWERS},
 }
 
 #: What the network does next, deliveries weighted up.
@@ -44,12 +48,20 @@ class StarterMachine(RuleBasedStateMachine):
 
     impl: m.Impl = m.RealProtocol()
     forgeries = 3
+    readds = 6
     holders = Bundle("holders")
 
     def __init__(self) -> None:
         super().__init__()
         self.world = m.new_world(
-            self.impl, dups=4, drops=2, crashes=2, retries=6, readds=6, starts=20, forgeries=self.forgeries
+            self.impl,
+            dups=4,
+            drops=2,
+            crashes=2,
+            retries=6,
+            readds=self.readds,
+            starts=20,
+            forgeries=self.forgeries,
         )
 
     def _apply(self, world: m.World | None) -> None:
@@ -106,6 +118,13 @@ class StarterMachine(RuleBasedStateMachine):
         else:
             self._apply(m.drop(self.impl, self.world, index))
 
+    @precondition(lambda self: self.world.slots)
+    @rule(index=st.integers(min_value=0, max_value=7))
+    def late_duplicate_acquire(self, index: int) -> None:
+        # The duplicate that matters most (an acquire arriving after its release), made
+        # likely: a blind duplicate of a message in flight rarely lands after the release.
+        self._apply(m.late_duplicate_acquire(self.world, index % len(self.world.slots)))
+
     @invariant()
     def safe(self) -> None:
         m.check_safety(self.impl, self.world)
@@ -123,9 +142,12 @@ class NaiveMachine(StarterMachine):
 
 
 class IgnoresMarksMachine(StarterMachine):
-    """The same machine over a mutant that grants acquires at or below the holder's mark."""
+    """The same machine over a mutant that grants acquires at or below the holder's mark.
+    Without re-adds: a re-add replaces the leaked reference with a fresh one, which hides
+    the leak the check looks for."""
 
     impl = m.IgnoresMarks()
+    readds = 0
 
 
 class AnyoneStartsMachine(StarterMachine):
