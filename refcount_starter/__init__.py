@@ -9,7 +9,9 @@ The public names, each defined in one subpackage and re-exported here once:
 - the reference-counted starter (``refcount_starter.starter``): ``spawn_child_starter``,
   ``Starter``, ``StarterProcess``;
 - several nodes (``refcount_starter.remote``): ``remotable`` and, with the ``nats`` extra,
-  ``NatsTransport``.
+  ``NatsTransport``: imported on first use, so it is not in ``__all__`` and
+  ``from refcount_starter import *`` works without the extra;
+- ``RefcountStarterError``, the root of every error the library raises (ADR-0010).
 """
 
 import logging as _logging
@@ -41,6 +43,7 @@ from .runtime import (
     ProcessExit,
     ProcessNotAlive,
     Ref,
+    RefcountStarterError,
     Reply,
     Shutdown,
     Transport,
@@ -139,7 +142,6 @@ __all__ = [
     "LocalStart",
     "NameNotRegistered",
     "NameTaken",
-    "NatsTransport",
     "NoConnection",
     "NoProc",
     "Node",
@@ -152,6 +154,7 @@ __all__ = [
     "ProcessNotAlive",
     "ReachedMaxRestartIntensity",
     "Ref",
+    "RefcountStarterError",
     "RemoteTable",
     "Reply",
     "RestartAll",
@@ -191,9 +194,14 @@ _logging.getLogger("refcount_starter").addHandler(_logging.NullHandler())
 
 
 def __getattr__(name: str) -> _Any:
-    # The NATS transport needs the ``nats`` extra; import it only when asked for.
+    # The NATS transport needs the ``nats`` extra; import it only when asked for. It is not
+    # in __all__, so that ``from refcount_starter import *`` works without the extra.
     if name == "NatsTransport":
-        from .remote import NatsTransport
-
+        try:
+            from .remote import NatsTransport
+        except ImportError as exc:
+            raise ImportError(
+                f"NatsTransport needs the nats extra (pip install 'refcount_starter[nats]'): {exc}"
+            ) from exc
         return NatsTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

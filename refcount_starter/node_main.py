@@ -71,6 +71,13 @@ def run_node(argv: Sequence[str]) -> int:
         args = build_parser().parse_args(list(argv))
     except SystemExit as exc:
         return int(exc.code or 0)
+    from .cli import check_node_arguments
+
+    try:
+        check_node_arguments(args)  # before any import, connection or log setup
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for module in args.imports:
         try:

@@ -509,15 +509,6 @@ def duplicate(world: World, index: int) -> World | None:
     return _send(world._replace(dups=world.dups - 1), world.net[index])
 
 
-def late_duplicate_acquire(world: World, slot: int) -> World | None:
-    """The network delivers, after the holder released, a duplicate of the acquire it sent
-    long ago (a duplicate held back arbitrarily long; it uses the duplicate budget)."""
-    s = world.slots[slot]
-    if world.dups == 0 or s.phase != RELEASED:
-        return None
-    return _send(world._replace(dups=world.dups - 1), ("acq", s.holder, slot, s.seq))
-
-
 def drop(impl: Impl, world: World, index: int) -> World | None:
     """The network loses message ``index``: the session with its party ends."""
     msg = world.net[index]

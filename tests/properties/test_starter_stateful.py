@@ -49,6 +49,9 @@ class StarterMachine(RuleBasedStateMachine):
     impl: m.Impl = m.RealProtocol()
     forgeries = 3
     readds = 6
+    crashes = 2
+    drops = 2
+    starts = 20
     holders = Bundle("holders")
 
     def __init__(self) -> None:
@@ -120,10 +123,25 @@ class StarterMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.world.slots)
     @rule(index=st.integers(min_value=0, max_value=7))
-    def late_duplicate_acquire(self, index: int) -> None:
-        # The duplicate that matters most (an acquire arriving after its release), made
-        # likely: a blind duplicate of a message in flight rarely lands after the release.
-        self._apply(m.late_duplicate_acquire(self.world, index % len(self.world.slots)))
+    def hasty_holder(self, index: int) -> None:
+        # A holder adds and deletes at once while the network duplicates its acquire: each
+        # step is one the other rules take, in one rule, so that the duplicate that matters
+        # most (an acquire arriving after its release) is within reach of every run.
+        slot = index % len(self.world.slots)
+        world = m.add(self.world, slot)
+        if world is None or world.dups == 0:
+            return
+        s = world.slots[slot]
+        acquire = ("acq", s.holder, slot, s.seq)
+        world = m.duplicate(world, world.net.index(acquire))
+        assert world is not None
+        world = m.deliver(self.impl, world, world.net.index(acquire))
+        answer = ("ack", s.holder, slot, s.seq)
+        if answer not in world.net:
+            return  # refused: nothing to delete
+        world = m.delete(m.deliver(self.impl, world, world.net.index(answer)), slot)
+        if world is not None:
+            self.world = world
 
     @invariant()
     def safe(self) -> None:
@@ -143,11 +161,12 @@ class NaiveMachine(StarterMachine):
 
 class IgnoresMarksMachine(StarterMachine):
     """The same machine over a mutant that grants acquires at or below the holder's mark.
-    Without re-adds: a re-add replaces the leaked reference with a fresh one, which hides
-    the leak the check looks for."""
+    Without the faults that clean a leaked reference up (a re-add replaces it, a crash or a
+    lost session drops it) or that only take steps (starts, forged starts), so that the
+    leak the check looks for is reached within the runs."""
 
     impl = m.IgnoresMarks()
-    readds = 0
+    readds = crashes = drops = starts = forgeries = 0
 
 
 class AnyoneStartsMachine(StarterMachine):

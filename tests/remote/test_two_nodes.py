@@ -233,12 +233,11 @@ async def test_a_call_across_nodes_leaves_no_monitor_and_survives_an_unencodable
         server = b.spawn(echo)
         for i in range(3):
             assert await me.call(server, i, timeout=10) == ("echo", i)
-        proc = b._lookup(server)
-        assert proc is not None and proc._watchers == {} and b._inbound_calls == {}
-        assert me._monitors == {}
+        assert b.info(server).monitored_by == () and b.inbound_calls == 0
+        assert me.info().monitors == ()
         twice = b.spawn(answer_twice)
         assert await me.call(twice, "q", timeout=10) == ("refused", True)
-        assert me._monitors == {} and b._inbound_calls == {}
+        assert me.info().monitors == () and b.inbound_calls == 0
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
