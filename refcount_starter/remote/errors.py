@@ -53,7 +53,7 @@ class NatsAuthenticationError(NatsConnectError):
         )
 
 
-class Unencodable(TypeError):
+class Unencodable(RefcountStarterError, TypeError):
     """A value that cannot cross nodes; raised by the codec's ``encode``, so by ``send``,
     ``call`` and ``reply`` towards another node, and nothing crossed.
 

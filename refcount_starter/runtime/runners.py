@@ -140,7 +140,8 @@ class TrioRunner:
     def start(self, entry: Entry, process: Process, fn: Any, args: tuple[Any, ...]) -> None:
         """Schedule ``fn(process, *args)``."""
         entry.scope = self._cancel_scope()
-        self._nursery.start_soon(self._run, entry, process, fn, args)
+        # A constant name: trio would format one per task otherwise.
+        self._nursery.start_soon(self._run, entry, process, fn, args, name="refcount_starter.process")
 
     async def _run(self, entry: Entry, process: Process, fn: Any, args: tuple[Any, ...]) -> None:
         reason: ExitReason = KILLED
