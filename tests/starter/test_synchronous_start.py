@@ -12,7 +12,18 @@ import anyio
 import pytest
 
 from refcount_starter import supervisor
-from refcount_starter.runtime import Call, Crashed, Kill, Node, Normal, Pid, Process, ProcessExit, Shutdown
+from refcount_starter.runtime import (
+    Call,
+    Crashed,
+    Kill,
+    Node,
+    NoProc,
+    Normal,
+    Pid,
+    Process,
+    ProcessExit,
+    Shutdown,
+)
 from refcount_starter.starter import StarterProcess, spawn_child_starter
 from refcount_starter.starter.errors import StarterUnresponsive
 from refcount_starter.supervisor import (
@@ -262,3 +273,38 @@ async def test_the_starter_answers_before_the_child_acknowledges() -> None:
 
 async def _start_slowly(p: Process, sup_pid: Pid, start: StarterProcess) -> None:
     await supervisor.Supervisor(sup_pid, p).start_new_child(ChildSpec("slow", start, start_timeout=60.0))
+
+
+@pytest.mark.parametrize("reason", [Normal(), Shutdown()], ids=["normal", "shutdown"])
+async def test_regression_a_node_exit_does_not_make_the_next_restart_fail(reason: Any) -> None:
+    """Guards against ``node.exit(starter, ...)`` from user code halting a starter that a
+    supervisor holds: the child's next automatic restart goes through the same starter."""
+    async with Node() as node, node.process() as me:
+        attempts: list[int] = []
+        async with await spawn_child_starter(me, fails_on_attempt, attempts, 0) as starter:
+            sup = await supervisor.start(me, RestartOne(MANY), [ChildSpec("db", starter.child_start)])
+            await sup.subscribe()
+            node.exit(starter.pid, reason)
+            me.send(await pid_of(sup, "db"), "crash")
+            started = await next_event(me, SupervisedChildStarted, key="db")
+            assert node.is_alive(started.pid) and node.is_alive(starter.pid)
+            assert (await sup.statistics()).total_restarts == 1
+            await sup.shutdown_and_wait()
+
+
+async def test_a_node_exit_kill_stops_a_held_starter_and_restarts_fail() -> None:
+    """``node.exit(starter, Kill())`` stops a held starter by force; the next restart then
+    fails (and is retried) with ``StarterGone``."""
+    async with Node() as node, node.process() as me:
+        attempts: list[int] = []
+        starter = await spawn_child_starter(me, fails_on_attempt, attempts, 0)
+        sup = await supervisor.start(
+            me, RestartOne(RestartLimit(3, 60.0)), [ChildSpec("db", starter.child_start)]
+        )
+        await sup.subscribe()
+        node.exit(starter.pid, Kill())
+        await starter.wait()
+        me.send(await pid_of(sup, "db"), "crash")
+        failure = await next_event(me, SupervisedChildStartFailure, key="db")
+        assert isinstance(failure.reason, NoProc)  # StarterGone: the starter is dead
+        await sup.shutdown_and_wait()
