@@ -52,6 +52,7 @@ from .protocol import (
 )
 
 __all__ = [
+    "LOCAL_STARTERS",
     "AcquireAndStart",
     "AcquireRef",
     "GetStatistics",
@@ -124,6 +125,12 @@ class Unsupported:
 
 # -- the process -----------------------------------------------------------------------------
 
+#: The pids of the starters running in this OS process. A call from the starter's own node
+#: needs no timeout: the starter shares the caller's event loop and only ever waits on its
+#: mailbox, so it answers unless it dies, which the call's monitor sees. A call to any other
+#: pid (a starter on another node, a process that is not a starter) is bounded. ADR-0002.
+LOCAL_STARTERS: set[Pid] = set()
+
 
 async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
     """The starter's process function (spawned with ``trap_exits=True``).
@@ -134,29 +141,34 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
         fn: The child's process function, known on this node.
         args: Its extra arguments.
     """
-    driver = _Driver(p, fn, args)
-    state, commands = protocol.initial(owner)
-    driver.perform_all(commands, None)
-    while True:
-        message = await p.receive()
-        if type(message) is Call:
-            request = message.request
-            if type(request) is GetStatistics:
-                p.reply(message, state.statistics())
+    # Known on this node as a starter while it runs (see LOCAL_STARTERS).
+    LOCAL_STARTERS.add(p.pid)
+    try:
+        driver = _Driver(p, fn, args)
+        state, commands = protocol.initial(owner)
+        driver.perform_all(commands, None)
+        while True:
+            message = await p.receive()
+            if type(message) is Call:
+                request = message.request
+                if type(request) is GetStatistics:
+                    p.reply(message, state.statistics())
+                    continue
+                if type(request) is AcquireAndStart:
+                    if _malformed(request):
+                        driver.refuse_malformed(message)
+                    else:
+                        state = driver.acquire_and_start(state, message, request)
+                    continue
+            event = driver.to_event(message)
+            if event is None:
                 continue
-            if type(request) is AcquireAndStart:
-                if _malformed(request):
-                    driver.refuse_malformed(message)
-                else:
-                    state = driver.acquire_and_start(state, message, request)
-                continue
-        event = driver.to_event(message)
-        if event is None:
-            continue
-        state, commands = protocol.step(state, event)
-        driver.perform_all(commands, message if type(message) is Call else None)
-        if state.stopped:
-            return  # Stop(Normal()): the reference list is empty
+            state, commands = protocol.step(state, event)
+            driver.perform_all(commands, message if type(message) is Call else None)
+            if state.stopped:
+                return  # Stop(Normal()): the reference list is empty
+    finally:
+        LOCAL_STARTERS.discard(p.pid)
 
 
 #: The commands that answer the call (a tuple: ``A | B`` would build a union at each test).
