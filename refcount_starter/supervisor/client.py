@@ -58,6 +58,7 @@ class Supervisor:
 
     Every method is a call from ``caller`` that watches the supervisor with a monitor: it
     never hangs on a dead supervisor, and raises ``SupervisorExited`` with its exit reason.
+    ``async with handle:`` stops the supervisor and waits for it when the block ends.
 
     Args:
         pid: The supervisor's pid.

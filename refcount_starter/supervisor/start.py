@@ -261,6 +261,14 @@ class ChildStart(abc.ABC):
         """Whether a spec with this start can travel to another node."""
         return False
 
+    @property
+    def acknowledges_as_it_runs(self) -> bool:
+        """Whether every child of this start is acknowledged by ``run_child`` as soon as it
+        runs, on the supervisor's own node: its acknowledgement cannot fail to come unless
+        the child exits first (its ``Down`` comes then), so the supervisor waits for it
+        without arming its start timeout."""
+        return False
+
 
 @attrs.frozen
 class LocalStart(ChildStart):
@@ -285,6 +293,11 @@ class LocalStart(ChildStart):
     @fn.validator
     def _check_fn(self, attribute: attrs.Attribute[ProcessFunction], value: ProcessFunction) -> None:
         check_process_function(value)
+
+    @property
+    def acknowledges_as_it_runs(self) -> bool:
+        """True for a function without ``task_status`` (see ``ChildStart``)."""
+        return not acknowledges_itself(self.fn)
 
     async def start(self, sup: Process, key: ChildKey, lease: Any) -> tuple[Pid, Ref]:
         ref = sup.reserve_monitor()

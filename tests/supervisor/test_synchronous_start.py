@@ -232,7 +232,7 @@ async def test_a_plain_body_is_acknowledged_as_soon_as_it_runs() -> None:
         await sup.subscribe()
         started = await sup.start_new_child(ChildSpec("p", plain))
         assert ran == ["ran"]  # it has run by the time its start returned
-        assert started == ChildRunning(started.pid) if isinstance(started, ChildRunning) else False
+        assert isinstance(started, ChildRunning) and started.info is None
         ignored = await sup.start_new_child(ChildSpec("i", plain_ignore))
         assert isinstance(ignored, ChildRunning)
         await next_event(me, SupervisedChildIgnored, key="i")
