@@ -191,6 +191,16 @@ class StarterProcess(ChildStart):
         sup.demonitor(ref)
         raise StarterRefused(key, self.pid, self._refusal(key, answer))
 
+    def acknowledges_as_it_runs(self, sup: Process) -> bool:
+        """True for a starter on ``sup``'s node whose function takes no ``task_status``: its
+        children are acknowledged as they start to run (see ``ChildStart``).
+
+        Args:
+            sup: The supervisor process.
+        """
+        pid = self.pid
+        return LOCAL_STARTERS.get(pid, False) and pid.node == sup.node.name
+
     def _bound(self, sup: Process) -> float | None:
         """The call's timeout: none for a starter running on ``sup``'s own node (it shares
         the event loop and only ever waits on its mailbox, so it cannot stop answering

@@ -125,11 +125,12 @@ class Unsupported:
 
 # -- the process -----------------------------------------------------------------------------
 
-#: The pids of the starters running in this OS process. A call from the starter's own node
+#: The starters running in this OS process, each with whether its children acknowledge as
+#: they run (their function takes no ``task_status``). A call from the starter's own node
 #: needs no timeout: the starter shares the caller's event loop and only ever waits on its
 #: mailbox, so it answers unless it dies, which the call's monitor sees. A call to any other
 #: pid (a starter on another node, a process that is not a starter) is bounded. ADR-0002.
-LOCAL_STARTERS: set[Pid] = set()
+LOCAL_STARTERS: dict[Pid, bool] = {}
 
 
 async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
@@ -141,10 +142,10 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
         fn: The child's process function, known on this node.
         args: Its extra arguments.
     """
+    driver = _Driver(p, fn, args)
     # Known on this node as a starter while it runs (see LOCAL_STARTERS).
-    LOCAL_STARTERS.add(p.pid)
+    LOCAL_STARTERS[p.pid] = not driver.acks
     try:
-        driver = _Driver(p, fn, args)
         state, commands = protocol.initial(owner)
         driver.perform_all(commands, None)
         while True:
@@ -168,7 +169,7 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
             if state.stopped:
                 return  # Stop(Normal()): the reference list is empty
     finally:
-        LOCAL_STARTERS.discard(p.pid)
+        del LOCAL_STARTERS[p.pid]
 
 
 #: The commands that answer the call (a tuple: ``A | B`` would build a union at each test).

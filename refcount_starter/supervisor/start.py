@@ -261,12 +261,15 @@ class ChildStart(abc.ABC):
         """Whether a spec with this start can travel to another node."""
         return False
 
-    @property
-    def acknowledges_as_it_runs(self) -> bool:
+    def acknowledges_as_it_runs(self, sup: Process) -> bool:
         """Whether every child of this start is acknowledged by ``run_child`` as soon as it
-        runs, on the supervisor's own node: its acknowledgement cannot fail to come unless
-        the child exits first (its ``Down`` comes then), so the supervisor waits for it
-        without arming its start timeout."""
+        runs, on ``sup``'s own node: its acknowledgement cannot fail to come unless the child
+        exits first (its ``Down`` comes then), so the supervisor waits for it without arming
+        its start timeout.
+
+        Args:
+            sup: The supervisor process.
+        """
         return False
 
 
@@ -294,9 +297,12 @@ class LocalStart(ChildStart):
     def _check_fn(self, attribute: attrs.Attribute[ProcessFunction], value: ProcessFunction) -> None:
         check_process_function(value)
 
-    @property
-    def acknowledges_as_it_runs(self) -> bool:
-        """True for a function without ``task_status`` (see ``ChildStart``)."""
+    def acknowledges_as_it_runs(self, sup: Process) -> bool:
+        """True for a function without ``task_status`` (see ``ChildStart``).
+
+        Args:
+            sup: The supervisor process.
+        """
         return not acknowledges_itself(self.fn)
 
     async def start(self, sup: Process, key: ChildKey, lease: Any) -> tuple[Pid, Ref]:
