@@ -167,8 +167,24 @@ class StarterProcess(ChildStart):
         """
         seq = next(_seqs)
         ref = sup.reserve_monitor()
-        pid = await self._call_start(sup, key, ref, AcquireAndStart(key, seq, ref))
-        return StarterLease(self.pid, key, seq), pid, ref
+        # _call_start, written out: one coroutine frame less on the DPP-84 cycle's path.
+        try:
+            answer = await sup.call(self.pid, AcquireAndStart(key, seq, ref), timeout=self._bound(sup))
+        except CallFailed as exc:
+            sup.demonitor(ref)
+            raise StarterGone(key, self.pid, exc.reason) from None
+        except CallTimeout:
+            sup.demonitor(ref)
+            raise StarterUnresponsive(key, self.pid, _no_answer(self.timeout)) from None
+        except BaseException:
+            sup.demonitor(ref)
+            raise
+        if type(answer) is Started:
+            pid = answer.pid
+            sup.bind_monitor(ref, pid)
+            return StarterLease(self.pid, key, seq), pid, ref
+        sup.demonitor(ref)
+        raise StarterRefused(key, self.pid, self._refusal(key, answer))
 
     async def _call_start(self, sup: Process, key: ChildKey, ref: Ref, request: object) -> Pid:
         """Call the starter with a start request; the child's pid, bound to ``ref``."""
