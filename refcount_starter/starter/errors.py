@@ -6,7 +6,7 @@ from ..runtime import Crashed, Pid
 from ..supervisor.errors import StartFailureDied
 from .protocol import Refusal
 
-__all__ = ["StarterRefused"]
+__all__ = ["StarterRefused", "StarterUnresponsive"]
 
 
 class StarterRefused(StartFailureDied):
@@ -40,4 +40,30 @@ class StarterRefused(StartFailureDied):
             f"other holders; once it has stopped, the add fails with StarterGone and only a new "
             f"starter from spawn_child_starter() helps) "
             f"(docs/ADR/0003-stale-starter-pid-hazard.md)."
+        )
+
+
+class StarterUnresponsive(StartFailureDied):
+    """The process in a ``StarterProcess`` did not answer as a starter in time.
+
+    A live process that is not a starter (a stale pid reused by hand, a wrong pid), or a
+    starter that stopped answering: the supervisor's call to it is bounded, so the start (or
+    the add) fails with this error instead of wedging the supervisor. See ADR-0002.
+
+    Args:
+        key: The child's key.
+        starter: The pid the spec names as its starter.
+        detail: What went wrong: no answer within the call's timeout, or an answer that is
+            not a starter's.
+    """
+
+    def __init__(self, key: str, starter: Pid, detail: str) -> None:
+        super().__init__(key, Crashed(f"{__name__}.StarterUnresponsive", detail))
+        self.starter = starter
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return (
+            f"child {self.key!r}: the process {self.starter} named as its starter did not "
+            f"answer as a starter: {self.detail}"
         )

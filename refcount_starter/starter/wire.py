@@ -34,3 +34,6 @@ for _cls, _name in (
     register_type(_cls, _name)
 
 register_type(errors.StarterRefused, "rs.starter.StarterRefused", fields=("key", "starter", "refusal"))
+register_type(
+    errors.StarterUnresponsive, "rs.starter.StarterUnresponsive", fields=("key", "starter", "detail")
+)

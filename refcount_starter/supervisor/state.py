@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,9 +24,16 @@ __all__ = [
 
 @attrs.frozen
 class ChildRunning:
-    """The child is running as ``pid``."""
+    """The child is running as ``pid``.
+
+    Args:
+        pid: The child's pid.
+        info: What the child handed to ``task_status.started(info)`` when it acknowledged
+            its start (OTP's ``{ok, Pid, Info}``); ``None`` otherwise.
+    """
 
     pid: Pid
+    info: Any = None
 
 
 @attrs.frozen
@@ -47,7 +54,7 @@ class ChildStopped:
 
 @attrs.frozen
 class ChildStartIgnored:
-    """The child asked to be ignored when it started (``ChildInitIgnore``)."""
+    """The child asked to be ignored when it started (``ChildInitIgnore``): OTP's ``ignore``."""
 
 
 ChildRef = ChildRunning | ChildRestarting | ChildStopped | ChildStartIgnored

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..remote.registry import refuse_type, register_type
 from . import errors, events, messages, reasons, spec, state, strategy
 from .run_closure import RunClosure
-from .start import LocalStart
+from .start import InitAck, LocalStart
 
 __all__: list[str] = []
 
@@ -38,6 +38,9 @@ for _cls, _name in (
     (messages.Unsubscribe, "rs.supervisor.Unsubscribe"),
     (messages.Failed, "rs.supervisor.Failed"),
     (messages.RetryRestart, "rs.supervisor.RetryRestart"),
+    # A child's init acknowledgement (a child started through a starter on another node
+    # sends it across).
+    (InitAck, "rs.supervisor.InitAck"),
     # Child specs and their policies.
     (spec.ChildSpec, "rs.supervisor.ChildSpec"),
     (spec.ChildType, "rs.supervisor.ChildType"),
@@ -67,6 +70,7 @@ for _cls, _name in (
     (reasons.ReachedMaxRestartIntensity, "rs.supervisor.ReachedMaxRestartIntensity"),
     (reasons.FailedToStartChild, "rs.supervisor.FailedToStartChild"),
     (reasons.InitIgnored, "rs.supervisor.InitIgnored"),
+    (reasons.InitTimeout, "rs.supervisor.InitTimeout"),
     # Events.
     (events.SupervisedChildStarted, "rs.supervisor.SupervisedChildStarted"),
     (events.SupervisedChildStopped, "rs.supervisor.SupervisedChildStopped"),
