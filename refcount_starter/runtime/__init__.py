@@ -10,7 +10,7 @@ from .errors import (
     ProcessNotAlive,
     RefcountStarterError,
 )
-from .info import ProcessInfo
+from .info import ProcessInfo, log_fields
 from .mailbox import BUDGET
 from .node import Address, Node
 from .pid import Pid, Ref
@@ -65,4 +65,5 @@ __all__ = [
     "Shutdown",
     "Transport",
     "is_normal",
+    "log_fields",
 ]

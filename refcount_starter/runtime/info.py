@@ -10,7 +10,7 @@ import attrs
 from .pid import Pid, Ref
 from .reasons import ExitReason
 
-__all__ = ["ProcessInfo", "Status"]
+__all__ = ["ProcessInfo", "Status", "log_fields"]
 
 #: ``runnable``: running or ready to run; ``waiting``: parked in a receive; ``exiting``: an
 #: exit signal killed it and it has not stopped yet; ``exited``: it is gone.
@@ -48,3 +48,9 @@ class ProcessInfo:
     registered_name: str | None
     parent: Pid | None
     reason: ExitReason | None
+
+
+def log_fields(pid: Pid) -> dict[str, str]:
+    """The ``extra`` of a log record about the process ``pid``: its node as ``node`` and the
+    pid as ``pid`` (a string), so that a handler or structlog can route the record."""
+    return {"node": pid.node, "pid": str(pid)}

@@ -23,6 +23,7 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ProcessExit
+from .info import log_fields
 from .reasons import Crashed, ExitReason, Killed, Normal
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def check_process_function(fn: object) -> None:
 def crashed(pid: Pid, exc: BaseException) -> ExitReason:
     """The exit reason of a process whose function raised ``exc``, logged once (with the
     node and the pid as the record's ``node`` and ``pid`` fields)."""
-    _log.error("process %s crashed", pid, exc_info=exc, extra={"node": pid.node, "pid": str(pid)})
+    _log.error("process %s crashed", pid, exc_info=exc, extra=log_fields(pid))
     return Crashed.from_exception(exc)
 
 

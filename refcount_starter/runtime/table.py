@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import NameNotRegistered, NameTaken
-from .info import ProcessInfo, Status
+from .info import ProcessInfo, Status, log_fields
 from .mailbox import Mailbox
 from .pid import Pid, Ref
 from .reasons import Down, ExitReason, ExitSignal, Kill, Killed, NoConnection, NoProc, Normal
@@ -193,7 +193,7 @@ class Table:
         """The ``extra`` of a log record about ``pid`` (the node's own pid by default)."""
         if pid is None:
             pid = _new_identifier(Pid, (self.name, self.incarnation, 0))
-        return {"node": self.name, "pid": str(pid)}
+        return log_fields(pid)
 
     # -- lookups ----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from ..runtime import (
     ProcessFunction,
     Ref,
     Shutdown,
+    log_fields,
 )
 from ..supervisor.start import acknowledges_itself, run_child
 from . import protocol
@@ -208,7 +209,13 @@ class _Driver:
                 return StartRequest(message.sender, request.key, request.seq, request.ref)
             if type(request) is ReleaseOwnerRef:
                 return OwnerRelease(message.sender)
-            _log.warning("starter %s: unsupported request %r from %s", self.p.pid, request, message.sender)
+            _log.warning(
+                "starter %s: unsupported request %r from %s",
+                self.p.pid,
+                request,
+                message.sender,
+                extra=log_fields(self.p.pid),
+            )
             self.p.reply(message, Unsupported(request))
             return None
         if kind is ExitSignal:
@@ -238,12 +245,18 @@ class _Driver:
                 return None
             del self._monitors[holder]
             return HolderDown(holder)
-        _log.debug("starter %s: ignored %r", self.p.pid, message)
+        _log.debug("starter %s: ignored %r", self.p.pid, message, extra=log_fields(self.p.pid))
         return None
 
     def refuse_malformed(self, call: Call) -> None:
         """Answer a malformed request with ``Refusal.MALFORMED``; the state is unchanged."""
-        _log.warning("starter %s: malformed request %r from %s", self.p.pid, call.request, call.sender)
+        _log.warning(
+            "starter %s: malformed request %r from %s",
+            self.p.pid,
+            call.request,
+            call.sender,
+            extra=log_fields(self.p.pid),
+        )
         self.p.reply(call, ReplyRefused(Refusal.MALFORMED))
 
     def acquire_and_start(self, state: StarterState, call: Call, request: AcquireAndStart) -> StarterState:

@@ -270,6 +270,12 @@ class SupervisorStart:
 
     ``await supervisor.start(me, ...)`` and ``async with supervisor.start(me, ...) as sup``
     start the supervisor the same way; only the ``async with`` form owns its lifetime.
+
+    Args:
+        caller: The process that starts the supervisor (and talks to it).
+        config: The supervisor's strategy, limits and initial children.
+        link: Link the supervisor to ``caller`` (``start_link``).
+        name: A name to register the supervisor under.
     """
 
     __slots__ = ("_caller", "_config", "_handle", "_link", "_name")

@@ -37,6 +37,7 @@ from ..runtime import (
     ProcessNotAlive,
     Ref,
     Shutdown,
+    log_fields,
 )
 from . import events as ev
 from .errors import (
@@ -251,7 +252,7 @@ class _Server:
         except Exception as exc:
             # Let it crash: a bug in the supervisor itself stops its children (in its
             # shutdown order) and exits Crashed, so that its parent restarts it.
-            _log.error("supervisor %s crashed", self.p.pid, exc_info=exc)
+            _log.error("supervisor %s crashed", self.p.pid, exc_info=exc, extra=log_fields(self.p.pid))
             await self._exit(Crashed.from_exception(exc))
 
     async def _reply_init(self, value: object) -> None:
@@ -291,9 +292,14 @@ class _Server:
             elif kind is InitAck:
                 # A late acknowledgement: its start timed out (the child was killed) or its
                 # start did not wait for one.
-                _log.debug("supervisor %s dropped a late %r", p.pid, message)
+                _log.debug("supervisor %s dropped a late %r", p.pid, message, extra=log_fields(self.p.pid))
             else:
-                _log.warning("supervisor %s dropped an unexpected message %r", p.pid, message)
+                _log.warning(
+                    "supervisor %s dropped an unexpected message %r",
+                    p.pid,
+                    message,
+                    extra=log_fields(self.p.pid),
+                )
 
     def _fire_timers(self) -> float | None:
         timers = self.timers
@@ -377,7 +383,14 @@ class _Server:
         except TypeError as exc:
             # The answer holds a value of a type that cannot cross nodes (the caller is on
             # another node): the caller still gets an answer, never a dead supervisor.
-            _log.warning("supervisor %s could not send %r to %s: %s", self.p.pid, value, call.sender, exc)
+            _log.warning(
+                "supervisor %s could not send %r to %s: %s",
+                self.p.pid,
+                value,
+                call.sender,
+                exc,
+                extra=log_fields(self.p.pid),
+            )
             self.p.reply(call, Failed(RuntimeError(f"the supervisor's answer cannot cross nodes: {exc}")))
 
     # The request handlers (see _HANDLERS): each answers one request type.
@@ -735,7 +748,14 @@ class _Server:
                 self._set_state(child, IGNORED)
             return
         self._emit(ev.SupervisedChildDied, self.p.pid, spec.key, pid, reason)
-        _log.info("supervisor %s: child %r (%s) exited with %r", self.p.pid, spec.key, pid, reason)
+        _log.info(
+            "supervisor %s: child %r (%s) exited with %r",
+            self.p.pid,
+            spec.key,
+            pid,
+            reason,
+            extra=log_fields(self.p.pid),
+        )
         if spec.restart is TEMPORARY:
             self._drop(child)
             return
@@ -774,6 +794,7 @@ class _Server:
                 self.limit,
                 key,
                 reason,
+                extra=log_fields(self.p.pid),
             )
             raise _Stop(ReachedMaxRestartIntensity(key, reason))
         self.total_restarts += 1

@@ -70,6 +70,11 @@ class ChildStatus:
     with anyio's ``TaskGroup.start`` does; until then its supervisor's start waits. It fits
     ``anyio.abc.TaskStatus``, so a child's signature can read
     ``task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED``.
+
+    Args:
+        p: The child's process.
+        to: The supervisor that waits for the acknowledgement.
+        ref: The reference of this start, which the acknowledgement carries.
     """
 
     __slots__ = ("_done", "_p", "_ref", "_to")

@@ -40,13 +40,6 @@ async def test_the_observer_logs_where_it_serves(caplog: pytest.LogCaptureFixtur
     assert isinstance(record.__dict__["port"], int)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the node and pid extra fields are not yet passed by runtime/runners.py (crashed), "
-        "starter/service.py and supervisor/server.py; see docs/observer.md, Logging"
-    ),
-)
 async def test_every_library_record_carries_the_node_and_the_pid(caplog: pytest.LogCaptureFixture) -> None:
     """A crash and a starter's refusal are logged with ``node`` and ``pid`` fields."""
     caplog.set_level(logging.DEBUG, logger="refcount_starter")
