@@ -159,16 +159,16 @@ async def test_malformed_and_unregistered_payloads_are_dropped_and_counted(
     ):
         echo, _ = await spawn_remote(me, "w1", "test.echo")
         before = await statistics_of(me, "w1")
-        subject = f"rs.node.w1.{w1.incarnation}.s"
+        subject = f"rs.node.w1.{w1.incarnation}.intruder"
         unknown_type = msgspec.msgpack.encode(
             msgspec.msgpack.Ext(2, msgspec.msgpack.encode(["app.Unknown", 1]))
         )
         payloads = [
             b"\xc1 not msgpack",
             b"",
-            msgspec.msgpack.encode([1, 0, "intruder"]),  # a header cut short
-            msgspec.msgpack.encode([1, 0, "intruder", 1, 1, 0, msgspec.Raw(unknown_type)]),
-            msgspec.msgpack.encode([1, 0, "other", 1, 1, 0, msgspec.Raw(encode({"not": "a signal"}))]),
+            msgspec.msgpack.encode([2, 0, "intruder"]),  # a header cut short
+            msgspec.msgpack.encode([1, 0, "intruder", 1, 1, 0, msgspec.Raw(unknown_type)]),  # old version
+            msgspec.msgpack.encode([2, 0, "other", 1, 1, 0, msgspec.Raw(encode({"not": "a signal"}))]),
         ]
         raw = await nats.connect(nats_server.url, user="node", password="node-secret")
         try:
