@@ -8,7 +8,7 @@ See ADR-0005.
 
 from __future__ import annotations
 
-import time
+import secrets
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -148,11 +148,14 @@ _last_incarnation = 0
 
 
 def new_incarnation() -> int:
-    """Return a fresh incarnation number, larger than any this OS process returned before.
+    """Return a fresh incarnation number: random, and larger than any this OS process
+    returned before.
 
-    It is the wall clock in microseconds, so that a node restarted under the same name (in
-    another OS process, later) gets a larger incarnation than its predecessor.
+    Incarnations are compared for equality only (ADR-0005): two starts of a node, on any
+    host, with any clock, get different ones with overwhelming probability (62 random bits),
+    so that a pid of one start is stale in every other. Within one OS process they also
+    increase, so that two nodes made here one after the other never share one.
     """
     global _last_incarnation
-    _last_incarnation = max(time.time_ns() // 1000, _last_incarnation + 1)
+    _last_incarnation = max(secrets.randbits(62), _last_incarnation + 1)
     return _last_incarnation
