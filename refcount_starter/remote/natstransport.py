@@ -112,7 +112,7 @@ class TransportStatistics:
         fragments: Envelopes sent as pieces of a signal larger than ``max_payload``.
         strangers: Envelopes from nodes without a handshake, and handshakes refused because
             the peer table was full: dropped, never answered.
-        verifications: Whois requests sent to check a claimed incarnation.
+        verifications: Checks of a claimed incarnation done (a whois to the peer itself).
         peers: Peers known now (with or without a session).
     """
 
@@ -618,7 +618,6 @@ class NatsTransport:
             return
         peer.verifying = True
         peer.checked = now
-        self._verifications += 1
         self._start(self._verify(peer), "refcount_starter.nats.verify")
 
     async def _verify(self, peer: Peer) -> None:
@@ -627,6 +626,7 @@ class NatsTransport:
             return  # the transport detached meanwhile
         peer.verifying = False
         peer.touched = time.monotonic()
+        self._verifications += 1
         if incarnation is None:
             if why == "no node of that name is connected":
                 self._end(peer, "no node of that name answers any more")
