@@ -806,7 +806,8 @@ class NatsTransport:
             self._undecodable(node, msg.subject, msg.data, exc)
             return
         if name == node.name:
-            if incarnation != node.incarnation:
+            if incarnation != node.incarnation and not self._starting:
+                # Only a node that took the name from one that did not answer (ADR-0012).
                 _log.error(
                     "another node named %r (incarnation %s) joined; node names must be unique",
                     name,
