@@ -177,6 +177,8 @@ class NatsTransport:
         self._starting = False
         self._rivals: set[int] = set()
         self._connect_error: BaseException | None = None
+        #: The server's permission violations heard while attaching.
+        self._violations: list[str] = []
         self._sent = 0
         self._batches = 0
         self._fragments = 0
@@ -252,6 +254,7 @@ class NatsTransport:
         self._node = node
         self._closing = False
         self._connect_error = None
+        self._violations = []
         self._starting = True
         self._rivals = set()
         nc = Client()
@@ -297,6 +300,14 @@ class NatsTransport:
                 nc, self._pack, self._published, self._publish_failed, self._pending_size, node.name
             )
             await self._subscribe(nc, node)
+            if self._violations:
+                # The server takes a refused subscription without closing the connection;
+                # a node that cannot read its own subjects must not start.
+                raise NatsAuthenticationError(
+                    self._safe_servers(),
+                    f"this NATS user may not use the subjects of node {node.name!r}: "
+                    f"{self._violations[0]} (see docs/nats.md for a node's permissions)",
+                )
             await self._claim_name(nc, node)
         except BaseException as exc:
             self._node = None
@@ -329,6 +340,9 @@ class NatsTransport:
         await nc.subscribe(subjects.presence_inbox(), cb=self._on_presence)
         if self.options.advisory_subject:
             await nc.subscribe(self.options.advisory_subject, cb=self._on_advisory)
+        # nats-py puts a flush's PING ahead of what is buffered, so its PONG may come before
+        # the server has seen the subscriptions; the second one comes after any refusal.
+        await nc.flush(timeout=self.options.connect_timeout)
         await nc.flush(timeout=self.options.connect_timeout)
 
     async def _claim_name(self, nc: Any, node: NodeHooks) -> None:
@@ -875,6 +889,12 @@ class NatsTransport:
 
     async def _on_error(self, exc: Exception) -> None:
         self._connect_error = exc
+        if "permissions violation" in str(exc).lower():
+            if not self._connected:
+                self._violations.append(str(exc))
+                return
+            _log.error("the NATS server refused an operation of this node: %s", exc)
+            return
         if not self._connected and _is_auth_error(exc):
             refused = self._refused
             if refused is not None and not refused.done():
