@@ -499,7 +499,10 @@ class NatsTransport:
         limit = self.options.max_message_size
         try:
             body = encode(signal)
-        except TypeError as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            # The codec refuses what it cannot encode with a TypeError; the node's own exit
+            # signals are guarded against anything it may raise on the way (a lone surrogate,
+            # a value nested too deep): a watcher must learn of the exit in any case.
             if not _sent_by_node(signal):
                 raise
             return self._stand_in(signal, f"cannot cross nodes ({_printable(exc)})")

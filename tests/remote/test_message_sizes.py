@@ -209,3 +209,40 @@ async def test_many_large_messages_keep_their_order_with_small_ones(
         with anyio.fail_after(30):
             got = [await me.receive(tuple) for _ in sizes]
         assert got == [("echo", (i, b"s" * size)) for i, size in enumerate(sizes)]
+
+
+@pytest.mark.parametrize(
+    "reason_detail",
+    [pytest.param("file-\udcff.txt", id="lone-surrogate"), pytest.param("deep", id="deeply-nested")],
+)
+async def test_an_exit_reason_the_codec_refuses_still_fires_link_and_monitor(
+    transport_on: Callable[..., NatsTransport], reason_detail: str
+) -> None:
+    """A process on another node exits with a reason that cannot be encoded (a lone
+    surrogate from a non-UTF-8 file name, or a value nested too deep): its link and monitor
+    still fire, with a ``Crashed`` stand-in, and the session stays up."""
+    detail: Any = reason_detail
+    if reason_detail == "deep":
+        for _ in range(100_000):
+            detail = [detail]
+
+    async def dies_oddly(p: Process) -> None:
+        await p.receive()
+        raise ProcessExit(Shutdown(detail))
+
+    async with (
+        Node("a", transport=transport_on()) as a,
+        Node("b", transport=transport_on()) as b,
+        a.process(trap_exits=True) as me,
+    ):
+        pid = b.spawn(dies_oddly)
+        me.link(pid)
+        ref = me.monitor(pid)
+        server = b.spawn(echo)
+        assert await me.call(server, "sync", timeout=10) == ("echo", "sync")
+        me.send(pid, "go")
+        signal = await me.receive(ExitSignal, timeout=10)
+        assert signal.sender == pid and isinstance(signal.reason, Crashed)
+        down = await me.receive(Down, timeout=10)
+        assert down.ref == ref and isinstance(down.reason, Crashed)
+        assert await me.call(server, "still up", timeout=10) == ("echo", "still up")
