@@ -13,6 +13,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from refcount_starter.remote.errors import MessageTooLarge
 from refcount_starter.remote.natstransport import NatsTransport
@@ -246,3 +248,81 @@ async def test_an_exit_reason_the_codec_refuses_still_fires_link_and_monitor(
         down = await me.receive(Down, timeout=10)
         assert down.ref == ref and isinstance(down.reason, Crashed)
         assert await me.call(server, "still up", timeout=10) == ("echo", "still up")
+
+
+def _values() -> st.SearchStrategy[Any]:
+    """Arbitrary Python values: text with lone surrogates, huge ints, deep nesting, bytes,
+    containers of all kinds, and objects of a type no node registered."""
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=2**64, max_value=2**300) | st.integers(max_value=-(2**64)),
+        st.floats(allow_nan=False),
+        # Text, with lone surrogates (as os.listdir gives for a non-UTF-8 file name).
+        st.lists(st.characters() | st.characters(categories=["Cs"]), max_size=10).map("".join),
+        st.binary(max_size=200),
+        st.builds(Unregistered),
+    )
+    hashable = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.text(max_size=10), st.binary(max_size=10)
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.lists(inner, max_size=4).map(tuple),
+            st.dictionaries(hashable, inner, max_size=4),
+            st.frozensets(hashable, max_size=4),
+            st.sets(hashable, max_size=4),
+        ),
+        max_leaves=20,
+    )
+
+
+class Unregistered:
+    """A type no node registered: it cannot cross."""
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(values=st.lists(_values(), min_size=1, max_size=25), depth=st.integers(min_value=0, max_value=3))
+def test_arbitrary_values_are_delivered_equal_or_refused_at_the_call(
+    transport_on: Callable[..., NatsTransport], values: list[Any], depth: int
+) -> None:
+    """Whatever a value holds, ``send`` either delivers it equal to the other node or refuses
+    it at the call; no value ends the session or fires anything across it."""
+    deep: Any = "bottom"
+    for _ in range(depth * 50_000):
+        deep = [deep]
+    values = [*values, deep] if depth else values
+
+    async def scenario() -> None:
+        a_transport = transport_on()
+        async with (
+            Node("a", transport=a_transport) as a,
+            Node("b", transport=transport_on()) as b,
+            a.process(trap_exits=True) as me,
+        ):
+            pid = b.spawn(echo)
+            me.link(pid)
+            assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+            sent = []
+            for value in values:
+                try:
+                    me.send(pid, (me.pid, value))
+                except (TypeError, ValueError, RecursionError, MessageTooLarge):
+                    continue  # refused at the call; nothing was sent
+                sent.append(value)
+            for value in sent:
+                got = await me.receive(tuple, timeout=10)
+                assert got == ("echo", value) and type(got[1]) is type(value)
+            assert await me.call(pid, "still up", timeout=10) == ("echo", "still up")
+            assert a_transport.statistics().sessions_ended == 0
+            with pytest.raises(TimeoutError):
+                await me.receive(ExitSignal, timeout=0)
+
+    anyio.run(scenario, backend="asyncio")

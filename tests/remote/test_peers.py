@@ -142,9 +142,9 @@ async def test_forged_heartbeats_from_made_up_names_make_no_peer_and_no_traffic(
             while (stats := await statistics_of(me, "w1"))["strangers"] < before["strangers"] + count:
                 await anyio.sleep(0.05)
         assert stats["peers"] == before["peers"] == 1  # t only
-        # What w1 sent meanwhile: only its answers to these statistics calls and heartbeats
-        # to t, never a heartbeat per ghost.
-        assert stats["sent"] - before["sent"] < 200
+        # What w1 sent meanwhile: its answers to these statistics calls and heartbeats to t,
+        # never anything per ghost.
+        assert stats["sent"] - before["sent"] < count // 10
 
 
 async def test_forged_handshakes_are_bounded_and_idle_peers_expire(make_transport: MakeTransport) -> None:
