@@ -14,7 +14,9 @@ ends with its own name, so that the server can hold each node to its own, see
   configuration lets the node account see them (see ADR-0007).
 
 The framing is in ``envelope.py``, the sessions (order, epochs, fragments) in ``session.py``,
-the publishing through nats-py in ``publisher.py`` and the options in ``natsoptions.py``.
+the publishing through nats-py in ``publisher.py``, the options in ``natsoptions.py``, the
+connection in ``connection.py`` and the claim of the node's name in ``naming.py``; this
+module wires them together: sending, receiving, peers and failure detection.
 See ADR-0006 (transport), ADR-0007 (failure detection), ADR-0008 (codec) and ADR-0012
 (unique names).
 
@@ -54,6 +56,7 @@ from ..runtime.signals import (
 from ..runtime.transport import NodeHooks
 from . import envelope as wire
 from .codec import DecodeError, decode, encode
+from .connection import close_quietly, connect, safe_servers, suppress_all
 from .errors import (
     MessageTooLarge,
     NatsAuthenticationError,
@@ -61,6 +64,7 @@ from .errors import (
     NodeNameTaken,
     TransportNeedsAsyncio,
 )
+from .naming import NameClaim
 from .natsoptions import NatsOptions
 from .publisher import DEFAULT_PENDING_SIZE, Publisher
 from .session import FragmentError, Peer, PeerState
@@ -170,13 +174,9 @@ class NatsTransport:
         self._peers: dict[str, Peer] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: set[asyncio.Task[None]] = set()
-        self._refused: asyncio.Future[Any] | None = None
         self._closing = False
         self._connected = False
-        # Invariant: true from the subscriptions until the name is claimed (ADR-0012).
-        self._starting = False
-        self._rivals: set[int] = set()
-        self._connect_error: BaseException | None = None
+        self._claim = NameClaim("", 0)
         #: The server's permission violations heard while attaching.
         self._violations: list[str] = []
         self._sent = 0
@@ -233,7 +233,8 @@ class NatsTransport:
 
         Raises:
             TransportNeedsAsyncio: The node runs on trio.
-            NatsAuthenticationError: The server refused the credentials.
+            NatsAuthenticationError: The server refused the credentials, or they may not use
+                this node's subjects.
             NatsConnectError: No server could be reached within ``attach_timeout``.
             NodeNameTaken: A live node already has this name (ADR-0012).
             RuntimeError: The transport is already attached.
@@ -248,54 +249,18 @@ class NatsTransport:
             ) from None
         if self._node is not None:
             raise RuntimeError("this NatsTransport is already attached to a node; make one per node")
-        from nats.aio.client import Client
-
-        opts = self.options
         self._node = node
         self._closing = False
-        self._connect_error = None
         self._violations = []
-        self._starting = True
-        self._rivals = set()
-        nc = Client()
-        self._nc = nc
-        options: dict[str, Any] = {
-            "servers": self._servers,
-            "name": f"{node.name}/{node.incarnation}",
-            "no_echo": True,
-            "connect_timeout": opts.connect_timeout,
-            "ping_interval": opts.ping_interval,
-            "max_outstanding_pings": opts.max_outstanding_pings,
-            "reconnect_time_wait": opts.reconnect_time_wait,
-            "max_reconnect_attempts": opts.max_reconnect_attempts,
-            "allow_reconnect": True,
-            # Replies come to this node's own inbox, which its NATS user may be limited to.
-            "inbox_prefix": f"_INBOX.{node.name}",
-            "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnected,
-            "reconnected_cb": self._on_reconnected,
-            "closed_cb": self._on_closed,
-            **opts.auth(),
-            **opts.connect_options,
-        }
-        connecting: asyncio.Future[Any] = loop.create_task(nc.connect(**options))
-        refused: asyncio.Future[Any] = loop.create_future()
-        self._refused = refused
+        self._claim = NameClaim(node.name, node.incarnation)
+        callbacks = (self._on_error, self._on_disconnected, self._on_reconnected, self._on_closed)
         try:
-            done, _ = await asyncio.wait(
-                {connecting, refused}, timeout=opts.attach_timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if connecting in done:
-                connecting.result()
-            else:
-                connecting.cancel()
-                await asyncio.gather(connecting, return_exceptions=True)
-                if refused in done:
-                    raise NatsAuthenticationError(self._safe_servers(), str(refused.result()))
-                cause = self._connect_error or "no answer"
-                raise NatsConnectError(
-                    self._safe_servers(), f"{cause} (gave up after {opts.attach_timeout} s)"
-                )
+            nc = await connect(self.options, node.name, node.incarnation, callbacks)
+        except BaseException:
+            self._node = None
+            raise
+        self._nc = nc
+        try:
             self._publisher = Publisher(
                 nc, self._pack, self._published, self._publish_failed, self._pending_size, node.name
             )
@@ -304,30 +269,26 @@ class NatsTransport:
                 # The server takes a refused subscription without closing the connection;
                 # a node that cannot read its own subjects must not start.
                 raise NatsAuthenticationError(
-                    self._safe_servers(),
+                    safe_servers(self._servers),
                     f"this NATS user may not use the subjects of node {node.name!r}: "
                     f"{self._violations[0]} (see docs/nats.md for a node's permissions)",
                 )
-            await self._claim_name(nc, node)
+            await self._claim.claim(nc, self._subjects, self.options.resolve_timeout)
         except BaseException as exc:
             self._node = None
             self._closing = True
             if self._publisher is not None:
                 await self._publisher.close()
                 self._publisher = None
-            await self._close_quietly(nc)
+            await close_quietly(nc)
+            self._nc = None
             if isinstance(exc, NatsConnectError | NodeNameTaken) or not isinstance(exc, Exception):
                 raise
-            if _is_auth_error(exc):
-                raise NatsAuthenticationError(self._safe_servers(), str(exc)) from exc
-            raise NatsConnectError(self._safe_servers(), f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            if not refused.done():
-                refused.cancel()
+            raise NatsConnectError(safe_servers(self._servers), f"{type(exc).__name__}: {exc}") from exc
         self._connected = True
         self._tasks = [loop.create_task(self._heartbeats(), name="refcount_starter.nats.heartbeats")]
         await self._publish_hello()
-        _log.info("node %s.%s attached to %s", node.name, node.incarnation, self._safe_servers())
+        _log.info("node %s.%s attached to %s", node.name, node.incarnation, safe_servers(self._servers))
 
     async def _subscribe(self, nc: Any, node: NodeHooks) -> None:
         subjects = self._subjects
@@ -344,59 +305,6 @@ class NatsTransport:
         # the server has seen the subscriptions; the second one comes after any refusal.
         await nc.flush(timeout=self.options.connect_timeout)
         await nc.flush(timeout=self.options.connect_timeout)
-
-    async def _claim_name(self, nc: Any, node: NodeHooks) -> None:
-        """Make sure no other live node has this name; see ADR-0012.
-
-        This node already answers whois for its name (as starting). It asks once itself: a
-        node that answers as running holds the name; one that answers as starting, or that
-        asked this node meanwhile, started at the same moment, and the larger incarnation
-        keeps the name. Of two nodes that start together, at least one hears of the other
-        (each subscribed before it asked), and both decide the same way.
-        """
-        import nats.errors
-
-        answer: tuple[str, int, bool] | None = None
-        for attempt in range(2):
-            try:
-                reply = await nc.request(
-                    self._subjects.whois(node.name, node.name),
-                    wire.encode_whois(node.name, node.incarnation),
-                    timeout=self.options.resolve_timeout,
-                )
-                answer = wire.decode_whois_answer(reply.data)
-                break
-            except nats.errors.NoRespondersError:
-                # Nobody else answers for the name. A lone 503 has been seen for a live
-                # subscriber under load: ask once more before believing it.
-                await asyncio.sleep(0.01 * (attempt + 1))
-            except (nats.errors.TimeoutError, TimeoutError):
-                # Subscribed but silent (stopped, hung): as good as gone (ADR-0012).
-                _log.warning("a node named %s is subscribed but does not answer; taking the name", node.name)
-                break
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-                _log.warning("an undecodable answer for the name %s: %s", node.name, exc)
-                break
-        if answer is not None:
-            name, incarnation, running = answer
-            if name == node.name and incarnation != node.incarnation:
-                if running:
-                    raise NodeNameTaken(node.name, incarnation, "it answered as running")
-                self._rivals.add(incarnation)
-        self._starting = False
-        winner = max(self._rivals, default=node.incarnation)
-        if winner > node.incarnation:
-            raise NodeNameTaken(
-                node.name, winner, "it started at the same moment and has the larger incarnation"
-            )
-
-    def _safe_servers(self) -> list[str]:
-        # Server URLs without any credentials they may carry.
-        safe = []
-        for url in self._servers:
-            scheme, sep, rest = url.partition("://")
-            safe.append(f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url.rpartition("@")[2])
-        return safe
 
     async def _publish_hello(self) -> None:
         node = self._node
@@ -423,9 +331,9 @@ class NatsTransport:
         timeout = self.options.connect_timeout
         try:
             if publisher is not None:
-                with _suppress_all():
+                with suppress_all():
                     await asyncio.wait_for(publisher.idle.wait(), timeout=timeout)
-            with _suppress_all():
+            with suppress_all():
                 await nc.flush(timeout=timeout)
         finally:
             if publisher is not None:
@@ -435,7 +343,7 @@ class NatsTransport:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks = []
-            await self._close_quietly(nc)
+            await close_quietly(nc)
             self._connected = False
             self._node = None
             self._nc = None
@@ -449,11 +357,6 @@ class NatsTransport:
                 peer.resolving = False
                 peer.verifying = False
             _log.info("node %s.%s detached", node.name, node.incarnation)
-
-    @staticmethod
-    async def _close_quietly(nc: Any) -> None:
-        with _suppress_all():
-            await asyncio.wait_for(nc.close(), timeout=5.0)
 
     # -- Transport: send --------------------------------------------------------------------
 
@@ -776,15 +679,13 @@ class NatsTransport:
         if name == node.name:
             if incarnation == node.incarnation:
                 return
-            if self._starting:
-                self._rivals.add(incarnation)  # it started at the same moment (ADR-0012)
-            else:
+            if not self._claim.asked_by(incarnation):
                 _log.warning("a node named %s (incarnation %s) tried to start; refused", name, incarnation)
         elif not self._handshake(name, incarnation):
             return
-        with _suppress_all():
+        with suppress_all():
             await msg.respond(
-                wire.encode_whois_answer(node.name, node.incarnation, running=not self._starting)
+                wire.encode_whois_answer(node.name, node.incarnation, running=not self._claim.starting)
             )
 
     def _handshake(self, name: str, incarnation: int) -> bool:
@@ -823,7 +724,7 @@ class NatsTransport:
             self._undecodable(node, msg.subject, msg.data, exc)
             return
         if name == node.name:
-            if incarnation != node.incarnation and not self._starting:
+            if incarnation != node.incarnation and not self._claim.starting:
                 # Only a node that took the name from one that did not answer (ADR-0012).
                 _log.error(
                     "another node named %r (incarnation %s) joined; node names must be unique",
@@ -891,17 +792,11 @@ class NatsTransport:
     # -- the connection's callbacks ---------------------------------------------------------
 
     async def _on_error(self, exc: Exception) -> None:
-        self._connect_error = exc
         if "permissions violation" in str(exc).lower():
             if not self._connected:
                 self._violations.append(str(exc))
                 return
             _log.error("the NATS server refused an operation of this node: %s", exc)
-            return
-        if not self._connected and _is_auth_error(exc):
-            refused = self._refused
-            if refused is not None and not refused.done():
-                refused.set_result(exc)
             return
         if type(exc).__name__ == "SlowConsumerError":
             # One per dropped message: say it once a second at most. The gap it leaves ends
@@ -956,26 +851,3 @@ def _printable(value: object, limit: int = 500) -> str:
         text = f"<{type(value).__name__} whose repr() fails>"
     text = text[:limit] + ("..." if len(text) > limit else "")
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _is_auth_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return (
-        "authorization violation" in text
-        or "authentication" in text
-        or type(exc).__name__
-        in (
-            "AuthorizationError",
-            "InvalidUserCredentialsError",
-        )
-    )
-
-
-class _suppress_all:
-    """Swallow any exception (not cancellation) in best-effort clean-up."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        return kind is not None and issubclass(kind, Exception)
