@@ -88,6 +88,8 @@ _SIGNAL_TYPES = (
 
 #: Seconds between two checks of one peer's incarnation prompted by others' claims.
 _VERIFY_COOLDOWN = 0.1
+#: The most handshakes waiting for a check to answer; beyond, they are answered at once.
+_MAX_WAITING_ANSWERS = 256
 
 
 class _Advisory(msgspec.Struct):
@@ -177,6 +179,9 @@ class NatsTransport:
         self._closing = False
         self._connected = False
         self._claim = NameClaim("", 0)
+        #: Set when the check of a peer's incarnation (by name) is over.
+        self._checks: dict[str, asyncio.Event] = {}
+        self._waiting_answers = 0
         #: The server's permission violations heard while attaching.
         self._violations: list[str] = []
         self._sent = 0
@@ -538,10 +543,16 @@ class NatsTransport:
             return
         peer.verifying = True
         peer.checked = now
+        self._checks[peer.name] = asyncio.Event()
         self._start(self._verify(peer), "refcount_starter.nats.verify")
 
     async def _verify(self, peer: Peer) -> None:
-        incarnation, why = await self._whois(peer.name, 1)
+        try:
+            incarnation, why = await self._whois(peer.name, 1)
+        finally:
+            checked = self._checks.pop(peer.name, None)
+            if checked is not None:
+                checked.set()
         if not peer.verifying:
             return  # the transport detached meanwhile
         peer.verifying = False
@@ -681,28 +692,52 @@ class NatsTransport:
                 return
             if not self._claim.asked_by(incarnation):
                 _log.warning("a node named %s (incarnation %s) tried to start; refused", name, incarnation)
-        elif not self._handshake(name, incarnation):
+        else:
+            peer = self._handshake(name, incarnation)
+            if peer is None:
+                return
+            checked = self._checks.get(peer.name)
+            if checked is not None and self._waiting_answers < _MAX_WAITING_ANSWERS:
+                # It claims another incarnation than the one with a live session: answer once
+                # the peer's own word decided, so that what it sends next is accepted.
+                self._start(self._answer_when_checked(checked, msg), "refcount_starter.nats.handshake")
+                return
+        await self._answer(msg)
+
+    async def _answer(self, msg: Any) -> None:
+        node = self._node
+        if node is None:
             return
         with suppress_all():
             await msg.respond(
                 wire.encode_whois_answer(node.name, node.incarnation, running=not self._claim.starting)
             )
 
-    def _handshake(self, name: str, incarnation: int) -> bool:
-        """A node asked who this node is: keep it as a peer. Return False when the peer table
-        is full of peers that cannot be forgotten (the whois is then not answered)."""
+    async def _answer_when_checked(self, checked: asyncio.Event, msg: Any) -> None:
+        self._waiting_answers += 1
+        try:
+            with suppress_all():
+                await asyncio.wait_for(checked.wait(), timeout=self.options.resolve_timeout)
+        finally:
+            self._waiting_answers -= 1
+        await self._answer(msg)
+
+    def _handshake(self, name: str, incarnation: int) -> Peer | None:
+        """A node asked who this node is: keep it as a peer (checking a claim that conflicts
+        with a live session). Return None when the peer table is full of peers that cannot be
+        forgotten (the whois is then not answered)."""
         now = time.monotonic()
         peer = self._peers.get(name)
         if peer is None:
             if len(self._peers) >= self.options.max_peers and not self._forget_one(now):
                 self._strangers += 1
-                return False
+                return None
             peer = self._peers[name] = Peer(name, touched=now)
         if peer.claimed(incarnation):
             self._maybe_verify(peer)
         else:
             peer.touched = now
-        return True
+        return peer
 
     def _forget_one(self, now: float) -> bool:
         # The peer table is full: forget the peer idle for longest, if there is one.

@@ -186,3 +186,28 @@ async def test_an_envelope_from_a_node_without_a_handshake_is_dropped(make_trans
             await raw.close()
         await wait_for(lambda: victim.statistics().strangers == 1)
         assert victim.peers() == {}
+
+
+async def test_a_node_restarted_before_it_is_seen_down_is_checked_and_accepted(
+    nats_server: NatsServer, make_transport: MakeTransport, tmp_path: Path
+) -> None:
+    """Without advisories and with a long heartbeat bound, a killed node process started
+    again is not left waiting for the bound: its hello and its handshake make the peer ask,
+    the answer ends the old session (links fire) and the new one is reached at once."""
+    bound = 0.25 * 60
+    async with (
+        Node("t", transport=make_transport(advisory_subject=None, heartbeat_misses=60)) as t,
+        t.process(trap_exits=True) as me,
+    ):
+        async with node_process(nats_server, "w1", tmp_path) as w1:
+            old, _ = await spawn_remote(me, "w1", "test.sleeper")
+            me.link(old)
+            w1.signal(signal.SIGKILL)
+            await w1.process.wait()
+        started = anyio.current_time()
+        async with node_process(nats_server, "w1", tmp_path):
+            with anyio.fail_after(bound / 2):
+                assert await me.receive(ExitSignal) == ExitSignal(old, NoConnection("w1"))
+                echo_pid, _ = await spawn_remote(me, "w1", "test.echo")
+            assert await me.call(echo_pid, "new", timeout=10) == ("echo", "new")
+        assert anyio.current_time() - started < bound
