@@ -225,3 +225,28 @@ async def test_a_graceful_stop_of_a_node_process_ends_its_sessions(
         assert down.reason in (Shutdown("node stopping"), NoConnection("w1"))
         with anyio.fail_after(10):
             assert await w1.process.wait() == 0
+
+
+@pytest.mark.parametrize("how", ["surrogate", "deep"])
+async def test_a_crash_that_cannot_be_encoded_still_reaches_the_watchers(
+    nats_server: NatsServer, make_transport: MakeTransport, tmp_path: Path, how: str
+) -> None:
+    """Regression (issue 12, case 3): a process on a node process crashes with a lone
+    surrogate in its exception's text (a non-UTF-8 file name), or exits with a reason nested
+    too deep: its link and monitor on another node still fire, with a ``Crashed`` stand-in,
+    and the node process goes on serving."""
+    async with (
+        node_process(nats_server, "w1", tmp_path),
+        Node("t", transport=make_transport()) as t,
+        t.process(trap_exits=True) as me,
+    ):
+        pid, ref = await spawn_remote(me, "w1", "test.exit_oddly", how)
+        me.send(pid, "go")
+        exit_signal = await me.receive(ExitSignal, timeout=10)
+        assert exit_signal.sender == pid and isinstance(exit_signal.reason, Crashed)
+        down = await me.receive(Down, timeout=10)
+        assert down.ref == ref and isinstance(down.reason, Crashed)
+        if how == "surrogate":
+            assert "report-" in exit_signal.reason.message
+        echo, _ = await spawn_remote(me, "w1", "test.echo")
+        assert await me.call(echo, "still serving", timeout=10) == ("echo", "still serving")
