@@ -177,6 +177,7 @@ class NatsTransport:
         self._node: NodeHooks | None = None
         self._nc: Any = None
         self._publisher: Publisher | None = None
+        self._name_size = 0
         self._peers: dict[str, Peer] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: set[asyncio.Task[None]] = set()
@@ -259,6 +260,7 @@ class NatsTransport:
         if self._node is not None:
             raise RuntimeError("this NatsTransport is already attached to a node; make one per node")
         self._node = node
+        self._name_size = len(node.name.encode())
         self._closing = False
         self._violations = []
         self._claim = NameClaim(node.name, node.incarnation)
@@ -441,7 +443,7 @@ class NatsTransport:
         node, publisher = self._node, self._publisher
         assert node is not None and publisher is not None and peer.incarnation is not None
         subject = self._subjects.node(peer.name, peer.incarnation, node.name)
-        room = publisher.max_payload - len(node.name.encode())
+        room = publisher.max_payload - self._name_size
         if len(body) + wire.FRAGMENT_OVERHEAD <= room:
             epoch, seq = peer.next_out()
             data = wire.encode_envelope(kind, node.name, node.incarnation, epoch, seq, msgspec.Raw(body))
@@ -642,7 +644,8 @@ class NatsTransport:
                     return
                 signal = decode(whole)
             else:
-                peer.unfragmented()
+                if peer.fragments:
+                    peer.unfragmented()  # raises: a whole envelope between pieces
                 if kind == wire.KIND_SIGNAL:
                     signal = decode(raw)
             if signal is not None and type(signal) not in _SIGNAL_TYPES:

@@ -74,7 +74,8 @@ class Publisher:
     @property
     def max_payload(self) -> int:
         """The largest message the server takes (from its INFO; it may change on reconnect)."""
-        return int(self._nc.max_payload)
+        max_payload: int = self._nc.max_payload
+        return max_payload
 
     def enqueue(self, subject: str, data: bytes, signal: Signal | None, name: str) -> None:
         """Queue one envelope (at most ``max_payload`` bytes); the first of a loop iteration
