@@ -167,8 +167,11 @@ def check_node_arguments(args: argparse.Namespace) -> None:
         ("log_level", _log_level),
     )
     for dest, check in checks:
+        value = getattr(args, dest, None)
+        if value is None:
+            continue  # not given: the default (or the environment's) applies
         try:
-            check(str(getattr(args, dest)))
+            check(str(value))
         except argparse.ArgumentTypeError as exc:
             raise ValueError(f"argument --{dest.replace('_', '-')}: {exc}") from None
 

@@ -151,7 +151,7 @@ async def run_cycles_across_nodes(url: str, cycles: int) -> NatsDemoReport:
         NatsConnectError, NatsAuthenticationError: The server is unreachable or refused us.
     """
     from . import supervisor
-    from .node_main import _credentials
+    from .remote.natsoptions import NatsOptions
     from .remote.natstransport import NatsTransport
     from .runtime import Node
     from .starter.remote import spawn_remote_starter
@@ -160,7 +160,7 @@ async def run_cycles_across_nodes(url: str, cycles: int) -> NatsDemoReport:
     report = NatsDemoReport(cycles)
     process, incarnation = await _start_node(url, STARTER_NODE)
     try:
-        transport = NatsTransport(url, **_credentials())
+        transport = NatsTransport(NatsOptions.from_env(servers=url))
         async with Node(SUPERVISOR_NODE, transport=transport) as node, node.process() as me:
             report.nodes = {
                 "starter": f"{STARTER_NODE}.{incarnation}",

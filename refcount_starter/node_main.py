@@ -7,11 +7,15 @@ nodes, see ``starter/remote.py``) and serves until it receives SIGTERM or SIGINT
 stops its processes and says goodbye to its peers.
 
 When it is ready it prints one line to stdout, ``READY <name> <incarnation>``, so that a
-script (or a test) can wait for it.
+script (or a test) can wait for it. If a live node already has its name, it prints one line
+to stderr and exits with status 2 (ADR-0012).
 
-Credentials: in the URL (``nats://user:password@host:4222``, ``nats://token@host:4222``) or
-through the environment: ``RS_NATS_TOKEN``, ``RS_NATS_USER`` / ``RS_NATS_PASSWORD``,
-``RS_NATS_NKEY_SEED`` (a seed file), ``RS_NATS_CREDS`` (a ``.creds`` file).
+Options come from the command line, else from the environment (``NatsOptions.from_env``):
+``RS_NATS_URL``; credentials in the URL (``nats://user:password@host:4222``,
+``nats://token@host:4222``) or ``RS_NATS_TOKEN``, ``RS_NATS_USER`` / ``RS_NATS_PASSWORD``,
+``RS_NATS_NKEY_SEED`` (a seed file), ``RS_NATS_CREDS`` (a ``.creds`` file); and
+``RS_NATS_HEARTBEAT_INTERVAL``, ``RS_NATS_HEARTBEAT_MISSES``, ``RS_NATS_MAX_MESSAGE_SIZE``,
+``RS_NATS_SUBJECT_PREFIX``.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
+
+from .remote.natsoptions import NatsOptions
 
 __all__ = ["build_parser", "run_node"]
 
@@ -39,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a node until SIGINT/SIGTERM, hosting the closures of the imported modules.",
     )
     parser.add_argument(
-        "--nats", required=True, metavar="URL", help="the NATS server, e.g. nats://127.0.0.1:4222"
+        "--nats",
+        metavar="URL",
+        help="the NATS server, e.g. nats://127.0.0.1:4222 (default: $RS_NATS_URL)",
     )
     parser.add_argument("--name", required=True, help="the node's name, unique among connected nodes")
     parser.add_argument(
@@ -50,8 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import MODULE first (its @remotable functions become startable here); repeatable",
     )
-    parser.add_argument("--heartbeat-interval", type=float, default=1.0, metavar="SECONDS")
-    parser.add_argument("--heartbeat-misses", type=int, default=5, metavar="N")
+    parser.add_argument("--heartbeat-interval", type=float, metavar="SECONDS", help="default 1.0")
+    parser.add_argument("--heartbeat-misses", type=int, metavar="N", help="default 5")
+    parser.add_argument(
+        "--max-message-size",
+        type=int,
+        metavar="BYTES",
+        help="the largest message sent or accepted (default 64 MiB)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return parser
 
@@ -65,7 +77,7 @@ def run_node(argv: Sequence[str]) -> int:
 
     Returns:
         0 after a clean stop on SIGTERM/SIGINT; 2 for bad arguments, a module that cannot be
-        imported, refused credentials or an unreachable server.
+        imported, refused credentials, an unreachable server, or a name a live node has.
     """
     try:
         args = build_parser().parse_args(list(argv))
@@ -85,49 +97,35 @@ def run_node(argv: Sequence[str]) -> int:
         except Exception as exc:
             print(f"error: cannot import {module!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
-    from .remote.errors import NatsConnectError
+    from .remote.errors import NatsConnectError, NodeNameTaken
+    from .remote.natsoptions import NatsOptions
 
     try:
-        anyio.run(_serve, args, backend="asyncio")
-    except NatsConnectError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
+        options = NatsOptions.from_env(
+            servers=args.nats,
+            heartbeat_interval=args.heartbeat_interval,
+            heartbeat_misses=args.heartbeat_misses,
+            max_message_size=args.max_message_size,
+        )
+        anyio.run(_serve, args, options, backend="asyncio")
+    except (NatsConnectError, NodeNameTaken, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _credentials() -> dict[str, Any]:
-    env = os.environ
-    options: dict[str, Any] = {}
-    for variable, option in (
-        ("RS_NATS_TOKEN", "token"),
-        ("RS_NATS_USER", "user"),
-        ("RS_NATS_PASSWORD", "password"),
-        ("RS_NATS_NKEY_SEED", "nkeys_seed"),
-        ("RS_NATS_CREDS", "user_credentials"),
-    ):
-        if env.get(variable):
-            options[option] = env[variable]
-    return options
-
-
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, options: NatsOptions) -> None:
+    from .observe.cluster import start_snapshot_service
     from .remote.natstransport import NatsTransport
     from .remote.service import INFO, serve_info, start_spawner
     from .runtime import Node
     from .starter import remote as _remote_starter  # noqa: F401  (this node can host starters)
 
-    transport = NatsTransport(
-        args.nats,
-        heartbeat_interval=args.heartbeat_interval,
-        heartbeat_misses=args.heartbeat_misses,
-        **_credentials(),
-    )
+    transport = NatsTransport(options)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with Node(args.name, transport=transport) as node:
             start_spawner(node)
+            start_snapshot_service(node, transport)  # observers on other nodes see this one
             node.spawn(serve_info, transport.statistics, name=INFO)
             print(f"READY {node.name} {node.incarnation}", flush=True)
             async for signum in signals:

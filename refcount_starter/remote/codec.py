@@ -388,13 +388,14 @@ def _text(value: object) -> str:
     return _printable(text)[:_STAND_IN_TEXT]
 
 
-def _explain(value: object) -> str:
+def _explain(value: object, why: str | None = None) -> str:
     """A short repr of ``value`` and why it cannot travel, as encodable text."""
-    try:
-        found = _find_unencodable(value)
-    except Exception:  # a value odd enough to break the walk still gets its stand-in
-        found = None
-    why = "it cannot be encoded" if found is None else str(found)
+    if why is None:
+        try:
+            found = _find_unencodable(value)
+        except Exception:  # a value odd enough to break the walk still gets its stand-in
+            found = None
+        why = "it cannot be encoded" if found is None else str(found)
     return _text(f"{_describe(value)}: {why}")
 
 
@@ -406,8 +407,9 @@ def _travels(value: object) -> bool:
     return True
 
 
-def stand_in(value: object) -> ExitReason:
-    """An exit reason that crosses nodes in place of ``value``, which cannot (``encode`` raised).
+def stand_in(value: object, why: str | None = None) -> ExitReason:
+    """An exit reason that crosses nodes in place of ``value``, which cannot (``encode`` raised,
+    or its encoding is larger than the transport takes: ``why`` then says so).
 
     For an exit reason the node sends as a process exits (a link's exit signal, a ``Down``),
     so that the watcher on the other node still learns of the exit, and of what it acts on:
@@ -424,6 +426,10 @@ def stand_in(value: object) -> ExitReason:
 
     Each text is cut to 65,536 characters. Never raises; the result always encodes.
 
+    Args:
+        value: The exit reason that cannot travel.
+        why: Why, when the codec cannot tell (a reason too large for the transport).
+
     Example::
 
         try:
@@ -432,15 +438,18 @@ def stand_in(value: object) -> ExitReason:
             body = encode(attrs.evolve(signal, reason=stand_in(signal.reason)))
     """
     if isinstance(value, Crashed):
-        return Crashed(_text(value.exc_type), _text(value.message), _text(value.traceback))
+        message = value.message if why is None else f"{value.message} ({why})"
+        return Crashed(_text(value.exc_type), _text(message), _text(value.traceback))
     if isinstance(value, Shutdown):
-        return Shutdown(_explain(value))
+        return Shutdown(_explain(value, why))
     if isinstance(value, NoProc):
         last = value.last_reason
-        kept = NoProc(value.pid, last if last is None or _travels(last) else stand_in(last), value.died_at)
+        kept = NoProc(
+            value.pid, last if last is None or _travels(last) else stand_in(last, why), value.died_at
+        )
         if _travels(kept):
             return kept
-    return Crashed(UNENCODABLE, _explain(value))
+    return Crashed(UNENCODABLE, _explain(value, why))
 
 
 # -- decoding -------------------------------------------------------------------------------

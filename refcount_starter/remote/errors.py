@@ -5,8 +5,10 @@ from __future__ import annotations
 from ..runtime.errors import RefcountStarterError
 
 __all__ = [
+    "MessageTooLarge",
     "NatsAuthenticationError",
     "NatsConnectError",
+    "NodeNameTaken",
     "TransportError",
     "TransportNeedsAsyncio",
     "Unencodable",
@@ -77,3 +79,54 @@ class Unencodable(RefcountStarterError, TypeError):
 
     def __str__(self) -> str:
         return f"{self.path} (type {self.type_name}) cannot cross nodes: {self.why}"
+
+
+class MessageTooLarge(TransportError):
+    """A signal's encoding is larger than the transport's ``max_message_size``.
+
+    Raised by the ``send`` (or ``call``, ``reply``) that tried to send it, before anything was
+    queued: nothing was sent, and the session with the other node goes on. A message up to
+    the limit is split into fragments of the server's ``max_payload`` and arrives whole
+    (ADR-0006).
+
+    Args:
+        node: The node it was addressed to.
+        size: The size of its encoding, in bytes.
+        limit: The transport's ``max_message_size``.
+    """
+
+    def __init__(self, node: str, size: int, limit: int) -> None:
+        super().__init__(node, size, limit)
+        self.node = node
+        self.size = size
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return (
+            f"a message of {self.size} bytes (encoded) for node {self.node!r} is larger than "
+            f"this transport's max_message_size of {self.limit} bytes; nothing was sent. "
+            "Send a reference to the data instead (a file, an object store key), or raise "
+            "max_message_size (RS_NATS_MAX_MESSAGE_SIZE)"
+        )
+
+
+class NodeNameTaken(TransportError):
+    """Another live node already uses this node's name on the NATS server (ADR-0012).
+
+    Args:
+        name: The node's name.
+        holder: The incarnation of the node that holds it.
+        why: How this node learned it.
+    """
+
+    def __init__(self, name: str, holder: int, why: str) -> None:
+        super().__init__(name, holder, why)
+        self.name = name
+        self.holder = holder
+        self.why = why
+
+    def __str__(self) -> str:
+        return (
+            f"the node name {self.name!r} is taken by a live node (incarnation {self.holder}, "
+            f"{self.why}); choose another name or stop that node first"
+        )

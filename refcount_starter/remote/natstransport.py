@@ -1,23 +1,29 @@
 """The NATS transport: nodes in many OS processes and machines, through a NATS server.
 
-Subjects (``P`` is ``subject_prefix``, ``rs`` by default):
+Subjects (``P`` is ``subject_prefix``, ``rs`` by default; every subject a node publishes on
+ends with its own name, so that the server can hold each node to its own, see
+``envelope.Subjects`` and docs/nats.md):
 
-* ``P.node.<name>.<incarnation>.s``: the envelopes for one node incarnation. The node reads
-  them through one wildcard subscription (``P.node.<name>.<incarnation>.>``), so what one
-  peer sends arrives in the order sent;
-* ``P.whois.<name>``: request/reply, answered with the node's current incarnation;
-* ``P.presence``: every node announces ``hello`` (name, incarnation) when it connects;
+* ``P.node.<to>.<incarnation>.<from>``: the envelopes for one node incarnation. The node
+  reads them through one wildcard subscription, so what one peer sends arrives in the order
+  sent;
+* ``P.whois.<name>.<from>``: request/reply, answered with the node's current incarnation;
+  the request names who asks, and is the handshake that lets it talk to the node;
+* ``P.presence.<from>``: every node announces ``hello`` (name, incarnation) when it connects;
 * the server's ``$SYS.ACCOUNT.<account>.DISCONNECT`` advisories, where the server's
   configuration lets the node account see them (see ADR-0007).
 
-An envelope is the msgpack array ``[1, kind, node, incarnation, epoch, seq, body]``; the
-session layer (``session.py``) accepts exactly the next one of each session and ends the
-session on anything else. See ADR-0006 (transport), ADR-0007 (failure detection) and ADR-0008
-(codec).
+The framing is in ``envelope.py``, the sessions (order, epochs, fragments) in ``session.py``,
+the publishing through nats-py in ``publisher.py``, the options in ``natsoptions.py``, the
+connection in ``connection.py`` and the claim of the node's name in ``naming.py``; this
+module wires them together: sending, receiving, peers and failure detection.
+See ADR-0006 (transport), ADR-0007 (failure detection), ADR-0008 (codec) and ADR-0012
+(unique names).
 
 nats-py runs its reader, its flusher and each subscription in asyncio tasks of its own; so
-does this transport (a heartbeat task, and a publishing task while nats-py must wait). All of them run on the node's event
-loop and call the node's hooks from there: the node's state is touched by one thread only.
+does this transport (a heartbeat task, whois tasks, and a publishing task while nats-py
+must wait). All of them run on the node's event loop and call the node's hooks from there:
+the node's state is touched by one thread only.
 """
 
 from __future__ import annotations
@@ -25,16 +31,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import ssl
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 import attrs
 import msgspec
 
-from ..runtime.reasons import Crashed, NoConnection
+from ..runtime.reasons import NoConnection
 from ..runtime.signals import (
     CallSignal,
     DemonitorSignal,
@@ -50,29 +54,24 @@ from ..runtime.signals import (
     destination_node,
 )
 from ..runtime.transport import NodeHooks
-from .codec import DecodeError, decode, encode
-from .errors import NatsAuthenticationError, NatsConnectError, TransportNeedsAsyncio
-from .session import Peer, PeerState
+from . import envelope as wire
+from .codec import DecodeError, decode, encode, stand_in
+from .connection import close_quietly, connect, safe_servers, suppress_all
+from .errors import (
+    MessageTooLarge,
+    NatsAuthenticationError,
+    NatsConnectError,
+    NodeNameTaken,
+    TransportNeedsAsyncio,
+)
+from .naming import NameClaim
+from .natsoptions import NatsOptions
+from .publisher import DEFAULT_PENDING_SIZE, Publisher
+from .session import FragmentError, Peer, PeerState
 
 __all__ = ["NatsTransport", "TransportStatistics"]
 
 _log = logging.getLogger("refcount_starter.remote.natstransport")
-
-WIRE_VERSION = 1
-KIND_SIGNAL = 0
-KIND_HEARTBEAT = 1
-KIND_BYE = 2
-# Several envelopes for one node, in one NATS message: what queued up for the same subject
-# during one loop iteration (a burst of sends, a process's exit signals) is packed together.
-# The header's session fields are 0; each inner envelope carries its own. See ADR-0006.
-KIND_BATCH = 3
-
-_TOP_KINDS = (KIND_SIGNAL, KIND_HEARTBEAT, KIND_BYE, KIND_BATCH)
-
-# What nats-py adds to a message in its buffer ("PUB <subject> <size>\r\n...\r\n"), at most.
-_PUB_OVERHEAD = 32
-# A publish not started yet (see _publish_slowly).
-_NOT_STARTED: Any = object()
 
 _SIGNAL_TYPES = (
     MessageSignal,
@@ -87,16 +86,14 @@ _SIGNAL_TYPES = (
     ReplySignal,
 )
 
-# nats-py's default for connect(pending_size=...).
-_DEFAULT_PENDING_SIZE = 2 * 1024 * 1024
-
-_Header = tuple[int, int, str, int, int, int, msgspec.Raw]
-_header_decoder = msgspec.msgpack.Decoder(_Header)
-_batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
-_hello_decoder = msgspec.msgpack.Decoder(tuple[int, str, str, int])
-_whois_decoder = msgspec.msgpack.Decoder(tuple[int, str, int])
-_encoder = msgspec.msgpack.Encoder()
-_NIL = _encoder.encode(None)
+#: Seconds between two checks of one peer's incarnation prompted by others' claims.
+_VERIFY_COOLDOWN = 0.1
+#: The largest piece of a fragmented signal. Smaller than the usual max_payload (1 MB): the
+#: server forwards, and the receiver reads, the first pieces while the next are still being
+#: written (measured: about 10 % faster for 8 MiB than pieces of 1 MB).
+_FRAGMENT_SIZE = 512 * 1024
+#: The most handshakes waiting for a check to answer; beyond, they are answered at once.
+_MAX_WAITING_ANSWERS = 256
 
 
 class _Advisory(msgspec.Struct):
@@ -111,7 +108,7 @@ class TransportStatistics:
     """Counters of one NATS transport, since it was attached.
 
     Args:
-        sent: Envelopes handed to the NATS client (signals, heartbeats, goodbyes).
+        sent: Envelopes handed to the NATS client (signals, heartbeats, goodbyes, fragments).
         received: Envelopes accepted and delivered or acted on.
         decode_errors: Inputs dropped because they could not be decoded (malformed bytes,
             unregistered types, invalid values), logged each time.
@@ -122,6 +119,11 @@ class TransportStatistics:
         undeliverable: Signals reported undeliverable to the node.
         peers_up: Peers with a live session now.
         batches: NATS messages that carried several envelopes (``sent`` counts each one).
+        fragments: Envelopes sent as pieces of a signal larger than ``max_payload``.
+        strangers: Envelopes from nodes without a handshake, and handshakes refused because
+            the peer table was full: dropped, never answered.
+        verifications: Checks of a claimed incarnation done (a whois to the peer itself).
+        peers: Peers known now (with or without a session).
     """
 
     sent: int
@@ -133,11 +135,10 @@ class TransportStatistics:
     undeliverable: int
     peers_up: int
     batches: int = 0
-
-
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{attribute.name} must be a number > 0, got {value!r}")
+    fragments: int = 0
+    strangers: int = 0
+    verifications: int = 0
+    peers: int = 0
 
 
 class NatsTransport:
@@ -150,139 +151,55 @@ class NatsTransport:
             ...
 
     Args:
-        servers: One NATS URL or several (a cluster).
-        token: Token authentication.
-        user: User name (with ``password``).
-        password: Password.
-        nkeys_seed: Path of an nkey seed file (needs the ``nkeys`` package).
-        nkeys_seed_str: An nkey seed, as text.
-        user_credentials: Path of a ``.creds`` file (JWT + nkey).
-        tls: An ``ssl.SSLContext`` (with a client certificate for mutual TLS).
-        tls_hostname: The server name to verify, if not the URL's host.
-        heartbeat_interval: Seconds between heartbeats to each peer with a live session.
-        heartbeat_misses: A peer heard from for ``heartbeat_interval * heartbeat_misses``
-            seconds is declared down (its session ends: ``NoConnection``). The defaults (1 s,
-            5) bound the detection of a hung peer to about 5 to 6 s; see ADR-0007.
-        advisory_subject: Where the server's disconnect advisories are read, or ``None``.
-        subject_prefix: The first token of every subject this transport uses.
-        resolve_timeout: Seconds a ``whois`` (the first contact with a peer) may take.
-        connect_timeout: Seconds one connection attempt may take.
-        attach_timeout: Seconds the first connection may take, all attempts together.
-        ping_interval: Seconds between the client's pings to its server; with
-            ``max_outstanding_pings`` it bounds how soon the node notices that its own
-            server hangs (and then ends every session).
-        max_outstanding_pings: Unanswered pings before the client reconnects.
-        reconnect_time_wait: Seconds between reconnection attempts.
-        max_reconnect_attempts: Reconnection attempts per server; -1 for ever.
-        pending_msgs_limit: Envelopes the client may hold unread before it drops some (a
-            drop ends the sessions it hits; it is never silent).
-        connect_options: Further keyword arguments for ``nats.connect``.
+        servers: One NATS URL or several (a cluster), or a whole ``NatsOptions``.
+        options: The other fields of ``NatsOptions`` (not with a ``NatsOptions``).
 
     Raises:
-        ValueError: A timing parameter is not a positive number, or no server is given.
+        ValueError: An option is invalid (see ``NatsOptions``).
+        TypeError: ``NatsOptions`` and further options together.
     """
 
-    def __init__(
-        self,
-        servers: str | Sequence[str],
-        *,
-        token: str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        nkeys_seed: str | None = None,
-        nkeys_seed_str: str | None = None,
-        user_credentials: str | None = None,
-        tls: ssl.SSLContext | None = None,
-        tls_hostname: str | None = None,
-        heartbeat_interval: float = 1.0,
-        heartbeat_misses: int = 5,
-        advisory_subject: str | None = "$SYS.ACCOUNT.*.DISCONNECT",
-        subject_prefix: str = "rs",
-        resolve_timeout: float = 2.0,
-        connect_timeout: float = 2.0,
-        attach_timeout: float = 10.0,
-        ping_interval: float = 2.0,
-        max_outstanding_pings: int = 2,
-        reconnect_time_wait: float = 0.5,
-        max_reconnect_attempts: int = -1,
-        pending_msgs_limit: int = 512 * 1024,
-        connect_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._servers = [servers] if isinstance(servers, str) else list(servers)
-        if not self._servers or not all(isinstance(url, str) and url for url in self._servers):
-            raise ValueError(f"servers must be a NATS URL or a list of them, got {servers!r}")
-        for name, value in (
-            ("heartbeat_interval", heartbeat_interval),
-            ("resolve_timeout", resolve_timeout),
-            ("connect_timeout", connect_timeout),
-            ("attach_timeout", attach_timeout),
-            ("ping_interval", ping_interval),
-            ("reconnect_time_wait", reconnect_time_wait),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-        if type(heartbeat_misses) is not int or heartbeat_misses < 1:
-            raise ValueError(f"heartbeat_misses must be an int >= 1, got {heartbeat_misses!r}")
-        if (
-            not isinstance(subject_prefix, str)
-            or not subject_prefix
-            or any(c in subject_prefix for c in " *>")
-        ):
-            raise ValueError(f"subject_prefix must be a subject token such as 'rs', got {subject_prefix!r}")
-        self._auth: dict[str, Any] = {
-            key: value
-            for key, value in (
-                ("token", token),
-                ("user", user),
-                ("password", password),
-                ("nkeys_seed", nkeys_seed),
-                ("nkeys_seed_str", nkeys_seed_str),
-                ("user_credentials", user_credentials),
-                ("tls", tls),
-                ("tls_hostname", tls_hostname),
-            )
-            if value is not None
-        }
-        self.heartbeat_interval = float(heartbeat_interval)
-        self.heartbeat_misses = heartbeat_misses
-        self._advisory_subject = advisory_subject
-        self._prefix = subject_prefix
-        self._resolve_timeout = float(resolve_timeout)
-        self._connect_timeout = float(connect_timeout)
-        self._attach_timeout = float(attach_timeout)
-        self._ping_interval = ping_interval
-        self._max_outstanding_pings = max_outstanding_pings
-        self._reconnect_time_wait = reconnect_time_wait
-        self._max_reconnect_attempts = max_reconnect_attempts
-        self._pending_msgs_limit = pending_msgs_limit
-        self._connect_options = dict(connect_options or {})
-        # nats-py's buffer limit: past it a publish flushes by force and waits (0: no limit).
-        limit = self._connect_options.get("pending_size", _DEFAULT_PENDING_SIZE)
-        self._pending_limit: float = limit if isinstance(limit, int) and limit > 0 else math.inf
+    def __init__(self, servers: str | Sequence[str] | NatsOptions, **options: Any) -> None:
+        if isinstance(servers, NatsOptions):
+            if options:
+                raise TypeError(f"give either a NatsOptions or keyword options, not both: {sorted(options)}")
+            self.options = servers
+        else:
+            self.options = NatsOptions(servers=servers, **options)
+        opts = self.options
+        self.heartbeat_interval = opts.heartbeat_interval
+        self.heartbeat_misses = opts.heartbeat_misses
+        self._servers = list(opts.servers)
+        self._subjects = wire.Subjects(opts.subject_prefix)
+        pending = opts.connect_options.get("pending_size", DEFAULT_PENDING_SIZE)
+        self._pending_size = pending if isinstance(pending, int) else DEFAULT_PENDING_SIZE
 
         self._node: NodeHooks | None = None
         self._nc: Any = None
+        self._publisher: Publisher | None = None
+        self._name_size = 0
         self._peers: dict[str, Peer] = {}
-        self._queue: deque[tuple[str, bytes, Signal | None, str]] = deque()
-        # Invariant: _flushing is true from the moment an envelope is queued until the queue
-        # is empty again (published by _flush, or by _publish_slowly when nats-py must wait).
-        self._flushing = False
-        self._slow: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: set[asyncio.Task[None]] = set()
-        self._refused: asyncio.Future[Any] | None = None
         self._closing = False
         self._connected = False
-        self._connect_error: BaseException | None = None
+        self._claim = NameClaim("", 0)
+        #: Set when the check of a peer's incarnation (by name) is over.
+        self._checks: dict[str, asyncio.Event] = {}
+        self._waiting_answers = 0
+        #: The server's permission violations heard while attaching.
+        self._violations: list[str] = []
         self._sent = 0
         self._batches = 0
+        self._fragments = 0
         self._received = 0
         self._decode_errors = 0
         self._stale = 0
         self._sessions_ended = 0
         self._gaps = 0
         self._undeliverable = 0
+        self._strangers = 0
+        self._verifications = 0
         self._slow_consumer_drops = 0
         self._slow_consumer_logged = -1e9
 
@@ -291,13 +208,14 @@ class NatsTransport:
     @property
     def detection_bound(self) -> float:
         """Seconds after which a silent peer is declared down (interval x misses)."""
-        return self.heartbeat_interval * self.heartbeat_misses
+        return self.options.detection_bound
 
     def statistics(self) -> TransportStatistics:
         """The transport's counters now."""
         return TransportStatistics(
             sent=self._sent,
             batches=self._batches,
+            fragments=self._fragments,
             received=self._received,
             decode_errors=self._decode_errors,
             stale=self._stale,
@@ -305,34 +223,34 @@ class NatsTransport:
             gaps=self._gaps,
             undeliverable=self._undeliverable,
             peers_up=sum(1 for peer in self._peers.values() if peer.state is PeerState.UP),
+            strangers=self._strangers,
+            verifications=self._verifications,
+            peers=len(self._peers),
         )
 
-    def node_subject(self, name: str, incarnation: int) -> str:
-        """The subject a node incarnation reads its envelopes from.
-
-        Args:
-            name: The node's name.
-            incarnation: The node's incarnation.
-        """
-        return f"{self._prefix}.node.{name}.{incarnation}.s"
+    def node_subject(self, name: str, incarnation: int, sender: str) -> str:
+        """The subject ``sender`` publishes on for the node ``name`` in ``incarnation``."""
+        return self._subjects.node(name, incarnation, sender)
 
     def peers(self) -> dict[str, int | None]:
-        """The peers this node has heard of, with the incarnation it knows."""
+        """The peers this node knows, with the incarnation it knows."""
         return {name: peer.incarnation for name, peer in self._peers.items()}
 
     # -- Transport: attach ------------------------------------------------------------------
 
     async def attach(self, node: NodeHooks) -> None:
-        """Connect to the NATS server and start serving ``node``.
+        """Connect to the NATS server, claim the node's name and start serving ``node``.
 
         Raises:
             TransportNeedsAsyncio: The node runs on trio.
-            NatsAuthenticationError: The server refused the credentials.
+            NatsAuthenticationError: The server refused the credentials, or they may not use
+                this node's subjects.
             NatsConnectError: No server could be reached within ``attach_timeout``.
+            NodeNameTaken: A live node already has this name (ADR-0012).
             RuntimeError: The transport is already attached.
         """
         try:
-            asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             raise TransportNeedsAsyncio(
                 "the NATS transport needs the asyncio event loop (nats-py is built on asyncio); "
@@ -341,99 +259,72 @@ class NatsTransport:
             ) from None
         if self._node is not None:
             raise RuntimeError("this NatsTransport is already attached to a node; make one per node")
-        from nats.aio.client import Client
-
-        self._flushing = False
-        self._slow = None
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._node = node
+        self._name_size = len(node.name.encode())
         self._closing = False
-        self._connect_error = None
-        nc = Client()
-        self._nc = nc
-        options: dict[str, Any] = {
-            "servers": self._servers,
-            "name": f"{node.name}/{node.incarnation}",
-            "no_echo": True,
-            "connect_timeout": self._connect_timeout,
-            "ping_interval": self._ping_interval,
-            "max_outstanding_pings": self._max_outstanding_pings,
-            "reconnect_time_wait": self._reconnect_time_wait,
-            "max_reconnect_attempts": self._max_reconnect_attempts,
-            "allow_reconnect": True,
-            "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnected,
-            "reconnected_cb": self._on_reconnected,
-            "closed_cb": self._on_closed,
-            **self._auth,
-            **self._connect_options,
-        }
-        connecting: asyncio.Future[Any] = asyncio.get_running_loop().create_task(nc.connect(**options))
-        refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._refused = refused
+        self._violations = []
+        self._claim = NameClaim(node.name, node.incarnation)
+        callbacks = (self._on_error, self._on_disconnected, self._on_reconnected, self._on_closed)
         try:
-            done, _ = await asyncio.wait(
-                {connecting, refused}, timeout=self._attach_timeout, return_when=asyncio.FIRST_COMPLETED
+            nc = await connect(self.options, node.name, node.incarnation, callbacks)
+        except BaseException:
+            self._node = None
+            raise
+        self._nc = nc
+        try:
+            self._publisher = Publisher(
+                nc, self._pack, self._published, self._publish_failed, self._pending_size, node.name
             )
-            if connecting in done:
-                connecting.result()
-            else:
-                connecting.cancel()
-                await asyncio.gather(connecting, return_exceptions=True)
-                if refused in done:
-                    raise NatsAuthenticationError(self._safe_servers(), str(refused.result()))
-                cause = self._connect_error or "no answer"
-                raise NatsConnectError(
-                    self._safe_servers(), f"{cause} (gave up after {self._attach_timeout} s)"
-                )
             await self._subscribe(nc, node)
+            if self._violations:
+                # The server takes a refused subscription without closing the connection;
+                # a node that cannot read its own subjects must not start.
+                raise NatsAuthenticationError(
+                    safe_servers(self._servers),
+                    f"this NATS user may not use the subjects of node {node.name!r}: "
+                    f"{self._violations[0]} (see docs/nats.md for a node's permissions)",
+                )
+            await self._claim.claim(nc, self._subjects, self.options.resolve_timeout)
         except BaseException as exc:
             self._node = None
             self._closing = True
-            await self._close_quietly(nc)
-            if isinstance(exc, NatsConnectError) or not isinstance(exc, Exception):
+            if self._publisher is not None:
+                await self._publisher.close()
+                self._publisher = None
+            await close_quietly(nc)
+            self._nc = None
+            if isinstance(exc, NatsConnectError | NodeNameTaken) or not isinstance(exc, Exception):
                 raise
-            if _is_auth_error(exc):
-                raise NatsAuthenticationError(self._safe_servers(), str(exc)) from exc
-            raise NatsConnectError(self._safe_servers(), f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            if not refused.done():
-                refused.cancel()
+            raise NatsConnectError(safe_servers(self._servers), f"{type(exc).__name__}: {exc}") from exc
         self._connected = True
-        loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._heartbeats(), name="refcount_starter.nats.heartbeats")]
         await self._publish_hello()
-        _log.info("node %s.%s attached to %s", node.name, node.incarnation, self._safe_servers())
+        _log.info("node %s.%s attached to %s", node.name, node.incarnation, safe_servers(self._servers))
 
     async def _subscribe(self, nc: Any, node: NodeHooks) -> None:
-        prefix = self._prefix
+        subjects = self._subjects
         await nc.subscribe(
-            f"{prefix}.node.{node.name}.{node.incarnation}.>",
+            subjects.inbox(node.name, node.incarnation),
             cb=self._on_envelope,
-            pending_msgs_limit=self._pending_msgs_limit,
+            pending_msgs_limit=self.options.pending_msgs_limit,
         )
-        await nc.subscribe(f"{prefix}.whois.{node.name}", cb=self._on_whois)
-        await nc.subscribe(f"{prefix}.presence", cb=self._on_presence)
-        if self._advisory_subject:
-            await nc.subscribe(self._advisory_subject, cb=self._on_advisory)
-        await nc.flush(timeout=self._connect_timeout)
-
-    def _safe_servers(self) -> list[str]:
-        # Server URLs without any credentials they may carry.
-        safe = []
-        for url in self._servers:
-            scheme, sep, rest = url.partition("://")
-            safe.append(f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url.rpartition("@")[2])
-        return safe
+        await nc.subscribe(subjects.whois_inbox(node.name), cb=self._on_whois)
+        await nc.subscribe(subjects.presence_inbox(), cb=self._on_presence)
+        if self.options.advisory_subject:
+            await nc.subscribe(self.options.advisory_subject, cb=self._on_advisory)
+        # nats-py puts a flush's PING ahead of what is buffered, so its PONG may come before
+        # the server has seen the subscriptions; the second one comes after any refusal.
+        await nc.flush(timeout=self.options.connect_timeout)
+        await nc.flush(timeout=self.options.connect_timeout)
 
     async def _publish_hello(self) -> None:
         node = self._node
         if node is None or self._nc is None:
             return
-        data = _encoder.encode([WIRE_VERSION, "hello", node.name, node.incarnation])
         try:
-            await self._nc.publish(f"{self._prefix}.presence", data)
+            await self._nc.publish(
+                self._subjects.presence(node.name), wire.encode_hello(node.name, node.incarnation)
+            )
         except Exception as exc:
             _log.debug("could not announce %s: %r", node.name, exc)
 
@@ -441,28 +332,33 @@ class NatsTransport:
 
     async def detach(self) -> None:
         """Say goodbye to every peer with a live session, flush, and close the connection."""
-        node, nc = self._node, self._nc
+        node, nc, publisher = self._node, self._nc, self._publisher
         if node is None:
             return
         for peer in self._peers.values():
             if peer.state is PeerState.UP:
-                self._enqueue(peer, KIND_BYE, _NIL, None)
+                self._enqueue(peer, wire.KIND_BYE, wire.NIL, None)
         self._closing = True
+        timeout = self.options.connect_timeout
         try:
-            with _suppress_all():
-                await asyncio.wait_for(self._idle.wait(), timeout=self._connect_timeout)
-            with _suppress_all():
-                await nc.flush(timeout=self._connect_timeout)
+            if publisher is not None:
+                with suppress_all():
+                    await asyncio.wait_for(publisher.idle.wait(), timeout=timeout)
+            with suppress_all():
+                await nc.flush(timeout=timeout)
         finally:
-            tasks = [*self._tasks, *self._resolvers, *([self._slow] if self._slow else [])]
+            if publisher is not None:
+                await publisher.close()
+            tasks = [*self._tasks, *self._resolvers]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks = []
-            await self._close_quietly(nc)
+            await close_quietly(nc)
             self._connected = False
             self._node = None
             self._nc = None
+            self._publisher = None
             for peer in self._peers.values():
                 peer.end_session()
                 for signal, _ in peer.pending:
@@ -470,22 +366,22 @@ class NatsTransport:
                     node.undeliverable(signal, NoConnection(peer.name))
                 peer.pending.clear()
                 peer.resolving = False
+                peer.verifying = False
             _log.info("node %s.%s detached", node.name, node.incarnation)
-
-    @staticmethod
-    async def _close_quietly(nc: Any) -> None:
-        with _suppress_all():
-            await asyncio.wait_for(nc.close(), timeout=5.0)
 
     # -- Transport: send --------------------------------------------------------------------
 
     def send(self, signal: Signal) -> None:
         """Queue ``signal`` for its node; never blocks.
 
+        For an exit reason the node sends by itself (a link's exit signal, a ``Down``),
+        neither error below is raised: the reason is replaced by the codec's stand-in
+        (``codec.stand_in``), so that the link or monitor still fires.
+
         Raises:
-            TypeError: The signal holds a value of an unregistered type (for an exit reason
-                the node sends by itself, the reason is replaced by a ``Crashed`` describing
-                it instead, so that the link or monitor still fires).
+            Unencodable: The signal holds a value that cannot be encoded (a ``TypeError``).
+            MessageTooLarge: Its encoding is larger than ``max_message_size``; nothing was
+                sent.
         """
         node = self._node
         name = destination_node(signal)
@@ -494,155 +390,80 @@ class NatsTransport:
             if node is not None:
                 node.undeliverable(signal, NoConnection(name))
             return
-        body = self._encode_signal(signal)
+        body = self._encode_signal(signal, name)
         peer = self._peers.get(name)
         if peer is None:
-            peer = self._peers[name] = Peer(name)
+            peer = self._peers[name] = Peer(name, touched=time.monotonic())
         if peer.resolving:
             peer.pending.append((signal, body))
-        elif peer.state is PeerState.UP and _target_incarnation(signal) <= (peer.incarnation or 0):
-            self._enqueue(peer, KIND_SIGNAL, body, signal)
+        elif peer.state is PeerState.UP:
+            target = _target_incarnation(signal)
+            if target is not None and target != peer.incarnation:
+                # A pid of another incarnation: stale, or of one this node has not heard of
+                # yet. It goes to the current one (which answers NoProc), and the peer is
+                # asked which is current.
+                self._maybe_verify(peer)
+            self._enqueue(peer, wire.KIND_SIGNAL, body, signal)
         else:
             peer.pending.append((signal, body))
             peer.resolving = True
-            task = asyncio.get_running_loop().create_task(
-                self._resolve(peer), name="refcount_starter.nats.whois"
-            )
-            self._resolvers.add(task)
-            task.add_done_callback(self._resolvers.discard)
+            self._start(self._resolve(peer), "refcount_starter.nats.whois")
 
-    def _encode_signal(self, signal: Signal) -> bytes:
+    def _encode_signal(self, signal: Signal, name: str) -> bytes:
+        limit = self.options.max_message_size
         try:
-            return encode(signal)
-        except TypeError:
-            if type(signal) is DownSignal or (type(signal) is ExitSignalSent and signal.linked):
-                # Sent by the node as a process exits: the watcher must still learn of it.
-                reason = signal.reason
-                stand_in = Crashed(
-                    "refcount_starter.remote.UnencodableReason",
-                    f"the exit reason {reason!r:.500} cannot cross nodes: its type is not registered",
+            body = encode(signal)
+        except (TypeError, ValueError, RecursionError):
+            # The codec refuses what it cannot encode with a TypeError; the node's own exit
+            # signals are guarded against anything it may raise on the way (a lone surrogate,
+            # a value nested too deep): a watcher must learn of the exit in any case.
+            if not _sent_by_node(signal):
+                raise
+            return self._stand_in(signal, None)
+        if len(body) > limit:
+            if _sent_by_node(signal):
+                return self._stand_in(
+                    signal, f"it is {len(body)} bytes encoded, more than max_message_size ({limit})"
                 )
-                _log.warning("exit reason %r cannot be encoded; sending %r instead", reason, stand_in)
-                return encode(attrs.evolve(signal, reason=stand_in))
-            raise
+            raise MessageTooLarge(name, len(body), limit)
+        return body
+
+    @staticmethod
+    def _stand_in(signal: DownSignal | ExitSignalSent, why: str | None) -> bytes:
+        # Sent by the node as a process exits: the watcher must still learn of it. The codec's
+        # stand-in keeps what it can of the reason (a Shutdown stays a Shutdown) and always
+        # encodes; the original is not formatted here (it may be nested too deeply to repr).
+        replacement = stand_in(signal.reason, why)
+        _log.warning(
+            "an exit reason cannot be sent (%s); sending %r instead", why or "unencodable", replacement
+        )
+        return encode(attrs.evolve(signal, reason=replacement))
 
     def _enqueue(self, peer: Peer, kind: int, body: bytes, signal: Signal | None) -> None:
+        node, publisher = self._node, self._publisher
+        assert node is not None and publisher is not None and peer.incarnation is not None
+        subject = self._subjects.node(peer.name, peer.incarnation, node.name)
+        room = publisher.max_payload - self._name_size
+        if len(body) + wire.FRAGMENT_OVERHEAD <= room:
+            epoch, seq = peer.next_out()
+            data = wire.encode_envelope(kind, node.name, node.incarnation, epoch, seq, msgspec.Raw(body))
+            publisher.enqueue(subject, data, signal, peer.name)
+            return
+        # Larger than a NATS message: fragments, each the next envelope of the session, all
+        # queued now, so nothing else to this peer comes between them. See ADR-0006.
+        assert kind == wire.KIND_SIGNAL
+        piece_size = min(room - wire.FRAGMENT_OVERHEAD, _FRAGMENT_SIZE)
+        for piece_kind, piece in wire.fragments(body, piece_size):
+            epoch, seq = peer.next_out()
+            data = wire.encode_envelope(piece_kind, node.name, node.incarnation, epoch, seq, piece)
+            last = piece_kind == wire.KIND_LAST_FRAGMENT
+            self._fragments += 1
+            publisher.enqueue(subject, data, signal if last else None, peer.name)
+
+    def _pack(self, envelopes: list[bytes]) -> bytes:
         node = self._node
-        assert node is not None and peer.incarnation is not None
-        epoch, seq = peer.next_out()
-        data = _encoder.encode(
-            [WIRE_VERSION, kind, node.name, node.incarnation, epoch, seq, msgspec.Raw(body)]
-        )
-        self._queue.append((self.node_subject(peer.name, peer.incarnation), data, signal, peer.name))
-        if not self._flushing:
-            # The first envelope of a loop iteration goes out at once; what queues up behind
-            # it during the iteration goes at its end, packed into batches.
-            self._flushing = True
-            self._idle.clear()
-            asyncio.get_running_loop().call_soon(self._flush)
-            self._publish_next()
-
-    # Publishing. nats-py's publish is a coroutine that, unless its buffer is full or it is
-    # reconnecting, only appends to its buffer and wakes its own flusher: it is driven to its
-    # end at once, from the send that queued the envelope or from a callback at the end of
-    # the loop iteration, with no task switch. Should it have to wait, a task finishes that
-    # publish and then publishes the rest, in order.
-
-    def _flush(self) -> None:
-        if self._slow is not None:
-            return  # a publish is waiting: its task publishes the rest, in order
-        while self._queue:
-            if not self._publish_next():
-                return
-        self._flushing = False
-        self._idle.set()
-
-    def _publish_next(self) -> bool:
-        """Publish the next envelope (or batch) now; False if a task must finish it."""
-        nc = self._nc
-        if nc is None:
-            self._queue.clear()  # detached meanwhile
-            return True
-        subject, data, signals, name = self._next_batch()
-        publishing = nc.publish(subject, data)
-        if nc.pending_data_size + len(subject) + len(data) + _PUB_OVERHEAD > self._pending_limit:
-            # nats-py's buffer would overflow: it flushes by force and waits, with a timeout
-            # that needs a task of its own. A task publishes this one and then the rest.
-            waiting: Any = _NOT_STARTED
-        else:
-            try:
-                waiting = publishing.send(None)
-            except StopIteration:
-                self._published(signals)
-                return True
-            except Exception as exc:
-                # Handled from the loop, not inside the send that queued the envelope.
-                asyncio.get_running_loop().call_soon(self._publish_failed, name, signals, exc)
-                return True
-        self._slow = asyncio.get_running_loop().create_task(
-            self._publish_slowly(publishing, waiting, signals, name),
-            name="refcount_starter.nats.publish",
-        )
-        return False
-
-    async def _publish_slowly(
-        self, publishing: Any, waiting: Any, signals: list[Signal | None], name: str
-    ) -> None:
-        try:
-            try:
-                if waiting is _NOT_STARTED:
-                    await publishing
-                else:
-                    while True:
-                        # Wait for what the publish waits for, then let it go on (it reads
-                        # the outcome itself, as it would under a task).
-                        if waiting is None:
-                            await asyncio.sleep(0)
-                        else:
-                            await asyncio.wait((waiting,))
-                        waiting = publishing.send(None)
-            except StopIteration:
-                self._published(signals)
-            except Exception as exc:
-                self._publish_failed(name, signals, exc)
-            else:
-                if waiting is _NOT_STARTED:
-                    self._published(signals)
-            finally:
-                publishing.close()
-            while self._queue and self._nc is not None:
-                subject, data, signals, name = self._next_batch()
-                try:
-                    await self._nc.publish(subject, data)
-                except Exception as exc:
-                    self._publish_failed(name, signals, exc)
-                else:
-                    self._published(signals)
-        finally:
-            self._slow = None
-            if self._queue and self._nc is not None and not self._closing:
-                # Stopped early by something that is not an Exception: go on from the loop.
-                asyncio.get_running_loop().call_soon(self._flush)
-            else:
-                self._queue.clear()
-                self._flushing = False
-                self._idle.set()
-
-    def _next_batch(self) -> tuple[str, bytes, list[Signal | None], str]:
-        """The next envelope, with the ones queued right behind it for the same node."""
-        queue = self._queue
-        subject, data, signal, name = queue.popleft()
-        signals = [signal]
-        if queue and queue[0][0] == subject:
-            envelopes = [msgspec.Raw(data)]
-            while queue and queue[0][0] == subject:
-                _, more, signal, _ = queue.popleft()
-                envelopes.append(msgspec.Raw(more))
-                signals.append(signal)
-            node = self._node
-            assert node is not None
-            data = _encoder.encode([WIRE_VERSION, KIND_BATCH, node.name, node.incarnation, 0, 0, envelopes])
-        return subject, data, signals, name
+        assert node is not None
+        return wire.encode_batch(node.name, node.incarnation, envelopes)
 
     def _published(self, signals: list[Signal | None]) -> None:
         self._sent += len(signals)
@@ -664,40 +485,53 @@ class NatsTransport:
         if node is not None:
             node.undeliverable(signal, NoConnection(destination_node(signal)))
 
-    # -- resolving peers --------------------------------------------------------------------
+    def _start(self, coroutine: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._resolvers.add(task)
+        task.add_done_callback(self._resolvers.discard)
 
-    async def _resolve(self, peer: Peer) -> None:
+    # -- resolving and checking peers -------------------------------------------------------
+
+    async def _whois(self, name: str, attempts: int) -> tuple[int | None, str]:
+        """Ask the node ``name`` for its incarnation (this is also the handshake).
+
+        Returns:
+            The incarnation (None without one) and why there is none.
+        """
         import nats.errors
 
-        incarnation: int | None = None
+        node = self._node
         why = "no answer"
-        for attempt in range(3):
-            if self._closing or self._nc is None:
-                why = "the transport is closing"
-                break
+        for attempt in range(attempts):
+            if self._closing or self._nc is None or node is None:
+                return None, "the transport is closing"
             try:
                 reply = await self._nc.request(
-                    f"{self._prefix}.whois.{peer.name}", b"", timeout=self._resolve_timeout
+                    self._subjects.whois(name, node.name),
+                    wire.encode_whois(node.name, node.incarnation),
+                    timeout=self.options.resolve_timeout,
                 )
-                version, name, incarnation = _whois_decoder.decode(reply.data)
-                if name != peer.name or version != WIRE_VERSION:
-                    incarnation = None
-                    why = f"a wrong whois answer {reply.data!r:.100}"
-                break
+                answered, incarnation, _ = wire.decode_whois_answer(reply.data)
+                if answered != name:
+                    return None, f"a wrong whois answer {reply.data!r:.100}"
+                return incarnation, ""
             except nats.errors.NoRespondersError:
                 # Nobody reads the subject; a single 503 has been seen under load for a live
                 # subscriber, so ask again before concluding.
                 why = "no node of that name is connected"
                 await asyncio.sleep(0.02 * (attempt + 1))
-            except (msgspec.DecodeError, ValueError, TypeError) as exc:
-                why = f"an undecodable whois answer: {exc}"
-                break
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
+                return None, f"an undecodable whois answer: {exc}"
             except Exception as exc:
-                why = f"{type(exc).__name__}: {exc}"
-                break
+                return None, f"{type(exc).__name__}: {exc}"
+        return None, why
+
+    async def _resolve(self, peer: Peer) -> None:
+        incarnation, why = await self._whois(peer.name, 3)
         if not peer.resolving:
             return  # the transport detached meanwhile
         peer.resolving = False
+        peer.touched = time.monotonic()
         pending, peer.pending = peer.pending, []
         if incarnation is None:
             _log.debug("could not reach node %s: %s", peer.name, why)
@@ -708,10 +542,40 @@ class NatsTransport:
             self._peer_down(peer, f"it restarted as incarnation {incarnation}")
         self._flush_pending(peer, pending)
 
+    def _maybe_verify(self, peer: Peer) -> None:
+        """Someone claims another incarnation of a peer with a live session: ask the peer,
+        at most once per cool-down, and let its answer decide. See ADR-0007."""
+        now = time.monotonic()
+        if peer.verifying or now - peer.checked < _VERIFY_COOLDOWN:
+            return
+        peer.verifying = True
+        peer.checked = now
+        self._checks[peer.name] = asyncio.Event()
+        self._start(self._verify(peer), "refcount_starter.nats.verify")
+
+    async def _verify(self, peer: Peer) -> None:
+        try:
+            incarnation, why = await self._whois(peer.name, 1)
+        finally:
+            checked = self._checks.pop(peer.name, None)
+            if checked is not None:
+                checked.set()
+        if not peer.verifying:
+            return  # the transport detached meanwhile
+        peer.verifying = False
+        peer.touched = time.monotonic()
+        self._verifications += 1
+        if incarnation is None:
+            if why == "no node of that name is connected":
+                self._end(peer, "no node of that name answers any more")
+            return
+        if peer.learn_incarnation(incarnation):
+            self._peer_down(peer, f"it says it is incarnation {incarnation} now")
+
     def _flush_pending(self, peer: Peer, pending: list[tuple[Signal, bytes]]) -> None:
         for signal, body in pending:
-            if peer.state is PeerState.UP and _target_incarnation(signal) <= (peer.incarnation or 0):
-                self._enqueue(peer, KIND_SIGNAL, body, signal)
+            if peer.state is PeerState.UP:
+                self._enqueue(peer, wire.KIND_SIGNAL, body, signal)
             else:
                 self._report_undeliverable(signal)
 
@@ -721,86 +585,100 @@ class NatsTransport:
         node = self._node
         if node is None:
             return
-        self._on_data(node, msg.subject, msg.data, batched=False)
+        self._on_data(node, wire.Subjects.sender(msg.subject), msg.subject, msg.data, inner=False)
 
-    def _on_data(self, node: NodeHooks, subject: str, data: bytes, *, batched: bool) -> None:
+    def _undecodable(self, node: NodeHooks, subject: str, data: bytes, exc: Exception) -> None:
+        self._decode_errors += 1
+        _log.warning(
+            "node %s dropped undecodable input on %s (%d bytes): %s", node.name, subject, len(data), exc
+        )
+
+    def _on_data(self, node: NodeHooks, sender: str, subject: str, data: bytes, *, inner: bool) -> None:
         try:
-            version, kind, name, incarnation, epoch, seq, raw = _header_decoder.decode(data)
-            kinds = (KIND_SIGNAL, KIND_HEARTBEAT, KIND_BYE) if batched else _TOP_KINDS
-            if version != WIRE_VERSION or kind not in kinds:
-                raise DecodeError(f"unknown envelope version {version} or kind {kind}")
+            _, kind, name, incarnation, epoch, seq, raw = wire.decode_header(data, inner=inner)
+            if name != sender:
+                raise ValueError(f"an envelope that claims to come from {name!r}, published by {sender!r}")
             if name == node.name:
-                raise DecodeError("an envelope that claims to come from this node itself")
-            if kind == KIND_BATCH:
-                envelopes = _batch_decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError, DecodeError) as exc:
-            self._decode_errors += 1
-            _log.warning(
-                "node %s dropped undecodable input on %s (%d bytes): %s",
-                node.name,
-                subject,
-                len(data),
-                exc,
-            )
+                raise ValueError("an envelope that claims to come from this node itself")
+            if kind == wire.KIND_BATCH:
+                envelopes = wire.decode_batch(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            self._undecodable(node, subject, data, exc)
             return
-        if kind == KIND_BATCH:
-            for envelope in envelopes:
+        if kind == wire.KIND_BATCH:
+            for inner_envelope in envelopes:
                 if self._node is not node:
                     return  # detached meanwhile
-                self._on_data(node, subject, bytes(envelope), batched=True)
+                self._on_data(node, sender, subject, bytes(inner_envelope), inner=True)
             return
         peer = self._peers.get(name)
         if peer is None:
-            peer = self._peers[name] = Peer(name)
+            # No handshake (whois) came from this node: a stranger. Nothing is kept for it.
+            self._strangers += 1
+            return
         verdict = peer.received(incarnation, epoch, seq, time.monotonic())
+        if verdict.verify:
+            self._stale += 1
+            self._maybe_verify(peer)
+            return
         if verdict.ended:
-            self._session_ended(peer, "it ended our session (new epoch or incarnation)")
+            self._peer_down(peer, "it ended our session (new epoch or incarnation)")
         if verdict.gap:
             self._gaps += 1
             self._sessions_ended += 0 if verdict.ended else 1
         if verdict.restart:
-            self._enqueue(peer, KIND_HEARTBEAT, _NIL, None)
-        if not verdict.accept:
-            self._stale += 1
-            if peer.resolving and peer.state is PeerState.UP:
-                self._resolved_by_contact(peer)
-            return
-        self._received += 1
+            self._enqueue(peer, wire.KIND_HEARTBEAT, wire.NIL, None)
         if peer.resolving and peer.state is PeerState.UP:
             self._resolved_by_contact(peer)
-        if kind == KIND_SIGNAL:
-            try:
-                signal = decode(raw)
-                if type(signal) not in _SIGNAL_TYPES:
-                    raise DecodeError(f"an envelope body must be a signal, got {type(signal).__name__}")
-            except DecodeError as exc:
-                # The peer is alive but speaks a type this node does not know: the signal is
-                # lost, so the session must end (nothing is lost silently). See ADR-0008.
-                self._decode_errors += 1
-                _log.error(
-                    "node %s could not decode a signal from %s.%s: %s; the session ends",
-                    node.name,
-                    name,
-                    incarnation,
-                    exc,
-                )
-                self._end(peer, "an undecodable signal")
-                peer.start_session(time.monotonic())
-                self._enqueue(peer, KIND_HEARTBEAT, _NIL, None)
-                return
+        if not verdict.accept:
+            self._stale += 1
+            return
+        self._received += 1
+        signal: Any = None
+        try:
+            if kind in (wire.KIND_FRAGMENT, wire.KIND_LAST_FRAGMENT):
+                piece = wire.decode_chunk(raw)
+                last = kind == wire.KIND_LAST_FRAGMENT
+                whole = peer.reassemble(piece, last=last, limit=self.options.max_message_size)
+                if whole is None:
+                    return
+                signal = decode(whole)
+            else:
+                if peer.fragments:
+                    peer.unfragmented()  # raises: a whole envelope between pieces
+                if kind == wire.KIND_SIGNAL:
+                    signal = decode(raw)
+            if signal is not None and type(signal) not in _SIGNAL_TYPES:
+                raise DecodeError(f"an envelope body must be a signal, got {type(signal).__name__}")
+        except (DecodeError, FragmentError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # The peer is alive but sent what this node cannot read: a signal is lost, so
+            # the session must end (nothing is lost silently). See ADR-0008.
+            self._decode_errors += 1
+            _log.error(
+                "node %s could not decode a signal from %s.%s: %s; the session ends",
+                node.name,
+                name,
+                incarnation,
+                exc,
+            )
+            self._end(peer, "an undecodable signal")
+            peer.start_session(time.monotonic())
+            self._enqueue(peer, wire.KIND_HEARTBEAT, wire.NIL, None)
+            return
+        if kind == wire.KIND_BYE:
+            self._end(peer, "it is leaving")
+        elif signal is not None:
             try:
                 node.deliver(signal)
             except Exception:
                 _log.exception("node %s failed to apply %r", node.name, signal)
-        elif kind == KIND_BYE:
-            self._end(peer, "it is leaving")
 
     def _resolved_by_contact(self, peer: Peer) -> None:
         # The peer spoke first while a whois was in flight: the session is live, so what
         # waited for the whois goes now, ahead of anything sent later (unless some of it is
-        # for a later incarnation than the one that spoke: then the whois decides).
-        known = peer.incarnation or 0
-        if any(_target_incarnation(signal) > known for signal, _ in peer.pending):
+        # for another incarnation than the one that spoke: then the whois decides).
+        known = peer.incarnation
+        if any(_target_incarnation(signal) not in (None, known) for signal, _ in peer.pending):
             return
         peer.resolving = False
         pending, peer.pending = peer.pending, []
@@ -810,23 +688,87 @@ class NatsTransport:
         node = self._node
         if node is None or not msg.reply:
             return
-        with _suppress_all():
-            await msg.respond(_encoder.encode([WIRE_VERSION, node.name, node.incarnation]))
+        try:
+            name, incarnation = wire.decode_whois(msg.data)
+            if name != wire.Subjects.sender(msg.subject):
+                raise ValueError(f"a whois from {name!r} published by {wire.Subjects.sender(msg.subject)!r}")
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            self._undecodable(node, msg.subject, msg.data, exc)
+            return
+        if name == node.name:
+            if incarnation == node.incarnation:
+                return
+            if not self._claim.asked_by(incarnation):
+                _log.warning("a node named %s (incarnation %s) tried to start; refused", name, incarnation)
+        else:
+            peer = self._handshake(name, incarnation)
+            if peer is None:
+                return
+            checked = self._checks.get(peer.name)
+            if checked is not None and self._waiting_answers < _MAX_WAITING_ANSWERS:
+                # It claims another incarnation than the one with a live session: answer once
+                # the peer's own word decided, so that what it sends next is accepted.
+                self._start(self._answer_when_checked(checked, msg), "refcount_starter.nats.handshake")
+                return
+        await self._answer(msg)
+
+    async def _answer(self, msg: Any) -> None:
+        node = self._node
+        if node is None:
+            return
+        with suppress_all():
+            await msg.respond(
+                wire.encode_whois_answer(node.name, node.incarnation, running=not self._claim.starting)
+            )
+
+    async def _answer_when_checked(self, checked: asyncio.Event, msg: Any) -> None:
+        self._waiting_answers += 1
+        try:
+            with suppress_all():
+                await asyncio.wait_for(checked.wait(), timeout=self.options.resolve_timeout)
+        finally:
+            self._waiting_answers -= 1
+        await self._answer(msg)
+
+    def _handshake(self, name: str, incarnation: int) -> Peer | None:
+        """A node asked who this node is: keep it as a peer (checking a claim that conflicts
+        with a live session). Return None when the peer table is full of peers that cannot be
+        forgotten (the whois is then not answered)."""
+        now = time.monotonic()
+        peer = self._peers.get(name)
+        if peer is None:
+            if len(self._peers) >= self.options.max_peers and not self._forget_one(now):
+                self._strangers += 1
+                return None
+            peer = self._peers[name] = Peer(name, touched=now)
+        if peer.claimed(incarnation):
+            self._maybe_verify(peer)
+        else:
+            peer.touched = now
+        return peer
+
+    def _forget_one(self, now: float) -> bool:
+        # The peer table is full: forget the peer idle for longest, if there is one.
+        idle = [peer for peer in self._peers.values() if peer.idle(now, 0.0)]
+        if not idle:
+            return False
+        del self._peers[min(idle, key=lambda peer: peer.touched).name]
+        return True
 
     async def _on_presence(self, msg: Any) -> None:
         node = self._node
         if node is None:
             return
         try:
-            version, what, name, incarnation = _hello_decoder.decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self._decode_errors += 1
-            _log.warning("node %s dropped an undecodable presence message: %s", node.name, exc)
-            return
-        if version != WIRE_VERSION or what != "hello":
+            name, incarnation = wire.decode_hello(msg.data)
+            if name != wire.Subjects.sender(msg.subject):
+                raise ValueError(f"a hello from {name!r} published by {wire.Subjects.sender(msg.subject)!r}")
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            self._undecodable(node, msg.subject, msg.data, exc)
             return
         if name == node.name:
-            if incarnation != node.incarnation:
+            if incarnation != node.incarnation and not self._claim.starting:
+                # Only a node that took the name from one that did not answer (ADR-0012).
                 _log.error(
                     "another node named %r (incarnation %s) joined; node names must be unique",
                     name,
@@ -834,8 +776,8 @@ class NatsTransport:
                 )
             return
         peer = self._peers.get(name)
-        if peer is not None and peer.learn_incarnation(incarnation):
-            self._peer_down(peer, f"it restarted as incarnation {incarnation}")
+        if peer is not None and peer.claimed(incarnation):
+            self._maybe_verify(peer)
 
     async def _on_advisory(self, msg: Any) -> None:
         try:
@@ -844,33 +786,36 @@ class NatsTransport:
             return
         name, _, incarnation = str(client.get("name", "")).rpartition("/")
         peer = self._peers.get(name)
-        if peer is None or not incarnation.isdigit():
+        if peer is None or not incarnation.isdigit() or int(incarnation) != peer.incarnation:
             return
-        if peer.disconnected(int(incarnation)):
-            self._peer_down(peer, f"the server reports its connection closed ({client.get('reason', '')})")
+        if peer.state is PeerState.UP:
+            # A client may pick any connection name: ask the peer before ending anything.
+            # Its subscription is gone when the advisory comes, so the answer is quick.
+            peer.checked = -math.inf
+            self._maybe_verify(peer)
 
     # -- failure detection ------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
         interval = self.heartbeat_interval
         bound = self.detection_bound
+        idle_timeout = self.options.idle_timeout
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for peer in list(self._peers.values()):
-                if peer.state is not PeerState.UP:
-                    continue
-                if peer.expired(now, bound):
-                    self._end(peer, f"nothing heard for {now - peer.last_heard:.1f} s")
-                else:
-                    self._enqueue(peer, KIND_HEARTBEAT, _NIL, None)
+                if peer.state is PeerState.UP:
+                    if peer.expired(now, bound):
+                        self._end(peer, f"nothing heard for {now - peer.last_heard:.1f} s")
+                    else:
+                        self._enqueue(peer, wire.KIND_HEARTBEAT, wire.NIL, None)
+                elif peer.idle(now, idle_timeout):
+                    del self._peers[peer.name]
 
     def _end(self, peer: Peer, why: str) -> None:
         if peer.end_session():
+            peer.touched = time.monotonic()
             self._peer_down(peer, why)
-
-    def _session_ended(self, peer: Peer, why: str) -> None:
-        self._peer_down(peer, why)
 
     def _peer_down(self, peer: Peer, why: str) -> None:
         node = self._node
@@ -890,11 +835,11 @@ class NatsTransport:
     # -- the connection's callbacks ---------------------------------------------------------
 
     async def _on_error(self, exc: Exception) -> None:
-        self._connect_error = exc
-        if not self._connected and _is_auth_error(exc):
-            refused = self._refused
-            if refused is not None and not refused.done():
-                refused.set_result(exc)
+        if "permissions violation" in str(exc).lower():
+            if not self._connected:
+                self._violations.append(str(exc))
+                return
+            _log.error("the NATS server refused an operation of this node: %s", exc)
             return
         if type(exc).__name__ == "SlowConsumerError":
             # One per dropped message: say it once a second at most. The gap it leaves ends
@@ -928,31 +873,13 @@ class NatsTransport:
             self._end_all("this node's connection closed")
 
 
-def _target_incarnation(signal: Signal) -> int:
-    # The incarnation a signal is addressed to: a pid's, or 0 (any) for a registered name.
+def _target_incarnation(signal: Signal) -> int | None:
+    # The incarnation a signal is addressed to: a pid's, or None (any) for a registered name.
     if type(signal) is NamedMessageSignal:
-        return 0
+        return None
     return signal.to.incarnation  # type: ignore[union-attr]
 
 
-def _is_auth_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return (
-        "authorization violation" in text
-        or "authentication" in text
-        or type(exc).__name__
-        in (
-            "AuthorizationError",
-            "InvalidUserCredentialsError",
-        )
-    )
-
-
-class _suppress_all:
-    """Swallow any exception (not cancellation) in best-effort clean-up."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        return kind is not None and issubclass(kind, Exception)
+def _sent_by_node(signal: Signal) -> TypeGuard[DownSignal | ExitSignalSent]:
+    # Exit reasons the node sends by itself as a process exits: watchers must learn of it.
+    return type(signal) is DownSignal or (type(signal) is ExitSignalSent and signal.linked)

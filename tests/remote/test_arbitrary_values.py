@@ -222,11 +222,6 @@ async def test_a_crash_whose_text_holds_a_lone_surrogate_still_reaches_remote_wa
         assert await me.call(b.spawn(keep), "fine", timeout=10) == "fine"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the transport builds its stand-in from repr(reason), which raises RecursionError "
-    "for this reason: natstransport._encode_signal must use codec.stand_in(reason)",
-)
 async def test_an_exit_reason_nested_too_deeply_still_reaches_remote_watchers(
     make_transport: MakeTransport,
 ) -> None:

@@ -159,16 +159,16 @@ async def test_malformed_and_unregistered_payloads_are_dropped_and_counted(
     ):
         echo, _ = await spawn_remote(me, "w1", "test.echo")
         before = await statistics_of(me, "w1")
-        subject = f"rs.node.w1.{w1.incarnation}.s"
+        subject = f"rs.node.w1.{w1.incarnation}.intruder"
         unknown_type = msgspec.msgpack.encode(
             msgspec.msgpack.Ext(2, msgspec.msgpack.encode(["app.Unknown", 1]))
         )
         payloads = [
             b"\xc1 not msgpack",
             b"",
-            msgspec.msgpack.encode([1, 0, "intruder"]),  # a header cut short
-            msgspec.msgpack.encode([1, 0, "intruder", 1, 1, 0, msgspec.Raw(unknown_type)]),
-            msgspec.msgpack.encode([1, 0, "other", 1, 1, 0, msgspec.Raw(encode({"not": "a signal"}))]),
+            msgspec.msgpack.encode([2, 0, "intruder"]),  # a header cut short
+            msgspec.msgpack.encode([1, 0, "intruder", 1, 1, 0, msgspec.Raw(unknown_type)]),  # old version
+            msgspec.msgpack.encode([2, 0, "other", 1, 1, 0, msgspec.Raw(encode({"not": "a signal"}))]),
         ]
         raw = await nats.connect(nats_server.url, user="node", password="node-secret")
         try:
@@ -225,3 +225,30 @@ async def test_a_graceful_stop_of_a_node_process_ends_its_sessions(
         assert down.reason in (Shutdown("node stopping"), NoConnection("w1"))
         with anyio.fail_after(10):
             assert await w1.process.wait() == 0
+
+
+@pytest.mark.parametrize("how", ["surrogate", "deep"])
+async def test_a_crash_that_cannot_be_encoded_still_reaches_the_watchers(
+    nats_server: NatsServer, make_transport: MakeTransport, tmp_path: Path, how: str
+) -> None:
+    """Regression (issue 12, case 3): a process on a node process crashes with a lone
+    surrogate in its exception's text (a non-UTF-8 file name), or exits with a reason nested
+    too deep: its link and monitor on another node still fire, with the codec's stand-in of
+    the same kind (a ``Crashed`` stays a ``Crashed``, a ``Shutdown`` a ``Shutdown``), and the
+    node process goes on serving."""
+    async with (
+        node_process(nats_server, "w1", tmp_path),
+        Node("t", transport=make_transport()) as t,
+        t.process(trap_exits=True) as me,
+    ):
+        pid, ref = await spawn_remote(me, "w1", "test.exit_oddly", how)
+        me.send(pid, "go")
+        exit_signal = await me.receive(ExitSignal, timeout=10)
+        kind = Crashed if how == "surrogate" else Shutdown
+        assert exit_signal.sender == pid and type(exit_signal.reason) is kind
+        down = await me.receive(Down, timeout=10)
+        assert down.ref == ref and down.reason == exit_signal.reason
+        if how == "surrogate":
+            assert "report-" in exit_signal.reason.message
+        echo, _ = await spawn_remote(me, "w1", "test.echo")
+        assert await me.call(echo, "still serving", timeout=10) == ("echo", "still serving")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refcount_starter.remote.session import Peer, PeerState
+from refcount_starter.remote.session import FragmentError, Peer, PeerState
 
 A_INC, B_INC = 1, 2
 
@@ -71,17 +72,101 @@ def test_a_session_ended_here_is_never_resumed() -> None:
     assert answer.ended, "a must fire NoConnection for the session b ended"
 
 
-def test_a_new_incarnation_ends_the_session_with_the_old_one() -> None:
-    """An envelope from a later incarnation ends the live session with the earlier one."""
+def test_another_incarnation_during_a_live_session_is_checked_not_believed() -> None:
+    """An envelope or a claim from another incarnation while a session is live ends nothing:
+    the peer is asked (verify); only its own answer ends the session with the old one."""
     a_sees_b, b_sees_a = pair()
-    fresh = Peer("a")
+    fresh = Peer("b")
     fresh.resolved(B_INC, 0.0)
-    b_sees_a.received(A_INC, *a_sees_b.next_out(), 0.0)
-    verdict = b_sees_a.received(A_INC + 1, *fresh.next_out(), 0.0)
-    assert verdict.ended and verdict.accept
-    assert b_sees_a.incarnation == A_INC + 1
+    assert b_sees_a.received(A_INC, *a_sees_b.next_out(), 0.0).accept
+    forged = b_sees_a.received(2**62, *fresh.next_out(), 0.0)
+    assert forged.verify and not forged.ended and not forged.accept
+    assert b_sees_a.claimed(2**62) is True  # a hello: check it
+    assert b_sees_a.state is PeerState.UP and b_sees_a.incarnation == A_INC
+    assert b_sees_a.received(A_INC, *a_sees_b.next_out(), 0.0).accept
+    # The peer itself answers a whois with its new incarnation (it restarted).
+    assert b_sees_a.learn_incarnation(A_INC + 7) is True
+    restarted = Peer("b")
+    restarted.resolved(B_INC, 0.0)
+    assert b_sees_a.received(A_INC + 7, *restarted.next_out(), 0.0).accept
     old = b_sees_a.received(A_INC, *a_sees_b.next_out(), 0.0)
-    assert not old.accept and not old.restart
+    assert old.verify and not old.accept
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+def test_a_peer_seen_down_releases_its_incarnation(successor: int) -> None:
+    """Once a peer's session ended, any other incarnation, smaller or larger, is accepted at
+    once: incarnations are compared for equality only."""
+    a_sees_b, b_sees_a = pair()
+    assert b_sees_a.received(A_INC, *a_sees_b.next_out(), 0.0).accept
+    assert b_sees_a.end_session()  # seen down: goodbye, advisory or heartbeats
+    fresh = Peer("b")
+    fresh.resolved(B_INC, 0.0)
+    verdict = b_sees_a.received(successor, *fresh.next_out(), 1.0)
+    if successor == A_INC:
+        # The same incarnation, speaking in a session over here: it is told so.
+        assert verdict.restart and not verdict.accept
+    else:
+        assert verdict.accept and not verdict.verify and not verdict.ended
+        assert b_sees_a.incarnation == successor
+
+
+def test_a_claim_is_taken_at_once_without_a_live_session() -> None:
+    """A hello or a handshake naming another incarnation replaces the known one when no
+    session is live, and asks for a check when one is."""
+    peer = Peer("a")
+    assert peer.claimed(5) is False and peer.incarnation == 5
+    assert peer.claimed(3) is False and peer.incarnation == 3
+    peer.resolved(3, 0.0)
+    assert peer.claimed(9) is True and peer.incarnation == 3
+
+
+@given(st.lists(st.binary(min_size=1, max_size=50), min_size=1, max_size=20))
+def test_fragments_reassemble_in_order(pieces: list[bytes]) -> None:
+    """The pieces of a signal come back joined, in order, with the last one; not before."""
+    peer = Peer("a")
+    for piece in pieces[:-1]:
+        assert peer.reassemble(memoryview(piece), last=False, limit=10_000) is None
+    assert peer.reassemble(memoryview(pieces[-1]), last=True, limit=10_000) == b"".join(pieces)
+    assert peer.fragments == [] and peer.fragment_bytes == 0
+    peer.unfragmented()  # nothing half done
+
+
+def test_fragments_beyond_the_limit_or_interrupted_are_refused() -> None:
+    """More than the limit in pieces, or a whole envelope between pieces, is a FragmentError,
+    and what was gathered is dropped."""
+    peer = Peer("a")
+    peer.reassemble(memoryview(b"x" * 60), last=False, limit=100)
+    with pytest.raises(FragmentError, match="more than 100 bytes"):
+        peer.reassemble(memoryview(b"x" * 60), last=False, limit=100)
+    assert peer.fragment_bytes == 0
+    peer.reassemble(memoryview(b"y"), last=False, limit=100)
+    with pytest.raises(FragmentError, match="interrupted"):
+        peer.unfragmented()
+    assert peer.fragments == []
+
+
+def test_an_ended_session_drops_a_half_reassembled_signal() -> None:
+    """Pieces gathered in a session that ends are not joined with those of the next one."""
+    peer = Peer("a")
+    peer.resolved(1, 0.0)
+    peer.reassemble(memoryview(b"old"), last=False, limit=100)
+    peer.end_session()
+    peer.start_session(1.0)
+    assert peer.reassemble(memoryview(b"new"), last=True, limit=100) == b"new"
+
+
+def test_only_a_peer_with_nothing_going_on_is_idle() -> None:
+    """A peer is idle (forgettable) only without a session, a whois, or anything waiting."""
+    peer = Peer("a", touched=0.0)
+    assert peer.idle(10.0, 5.0) and not peer.idle(4.0, 5.0)
+    peer.resolving = True
+    assert not peer.idle(10.0, 5.0)
+    peer.resolving = False
+    peer.resolved(1, 0.0)
+    assert not peer.idle(100.0, 5.0)
+    peer.end_session()
+    assert peer.idle(100.0, 5.0)
 
 
 def test_silence_beyond_the_bound_expires_the_session() -> None:

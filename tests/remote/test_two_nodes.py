@@ -307,11 +307,11 @@ async def test_a_gap_in_the_sequence_ends_the_session_on_both_sides(make_transpo
         assert await me.receive(str, timeout=10) == "linked"
         peer = b_transport._peers["a"]
         forged = msgspec.msgpack.encode(
-            [1, 0, "a", a.incarnation, peer.epoch, peer.in_seq + 3, msgspec.Raw(encode(None))]
+            [2, 0, "a", a.incarnation, peer.epoch, peer.in_seq + 3, msgspec.Raw(encode(None))]
         )
         raw = await nats.connect(b_transport._servers[0], user="node", password="node-secret")
         try:
-            await raw.publish(b_transport.node_subject("b", b.incarnation), forged)
+            await raw.publish(b_transport.node_subject("b", b.incarnation, "a"), forged)
             await raw.flush()
         finally:
             await raw.close()
@@ -339,7 +339,8 @@ async def test_an_unencodable_exit_reason_still_fires_the_link(make_transport: M
         me.send(pid, "go")
         signal = await me.receive(ExitSignal, timeout=10)
         assert signal.sender == pid
-        assert isinstance(signal.reason, Crashed) and "LocalOnly" in signal.reason.message
+        # A Shutdown stays a Shutdown (a transient child is not restarted), described in text.
+        assert type(signal.reason) is Shutdown and "LocalOnly" in str(signal.reason.detail)
 
 
 async def test_envelopes_queued_together_travel_as_one_batch_in_order(make_transport: MakeTransport) -> None:
@@ -391,7 +392,7 @@ async def test_a_full_client_buffer_publishes_from_a_task_in_order(make_transpor
     holds and nothing is lost."""
     a_transport = make_transport(connect_options={"pending_size": 256})
     async with warm_echo(a_transport, make_transport()) as (_, _, me, pid):
-        slow = a_transport._publish_slowly
+        slow = a_transport._publisher._publish_slowly
         tasks = 0
 
         def counted(*args: object) -> object:
@@ -399,7 +400,7 @@ async def test_a_full_client_buffer_publishes_from_a_task_in_order(make_transpor
             tasks += 1
             return slow(*args)  # type: ignore[arg-type]
 
-        a_transport._publish_slowly = counted  # type: ignore[method-assign]
+        a_transport._publisher._publish_slowly = counted  # type: ignore[method-assign]
         for i in range(50):
             me.send(pid, (me.pid, "x" * 100 + str(i)))
         got = [await me.receive(tuple, timeout=10) for _ in range(50)]
@@ -415,12 +416,12 @@ async def test_a_batch_inside_a_batch_is_dropped_and_counted(make_transport: Mak
 
     b_transport = make_transport()
     async with warm_echo(make_transport(), b_transport) as (a, b, me, pid):
-        inner = msgspec.msgpack.encode([1, 3, "a", a.incarnation, 0, 0, []])
-        forged = msgspec.msgpack.encode([1, 3, "a", a.incarnation, 0, 0, [msgspec.Raw(inner)]])
+        inner = msgspec.msgpack.encode([2, 3, "a", a.incarnation, 0, 0, []])
+        forged = msgspec.msgpack.encode([2, 3, "a", a.incarnation, 0, 0, [msgspec.Raw(inner)]])
         before = b_transport.statistics().decode_errors
         raw = await nats.connect(b_transport._servers[0], user="node", password="node-secret")
         try:
-            await raw.publish(b_transport.node_subject("b", b.incarnation), forged)
+            await raw.publish(b_transport.node_subject("b", b.incarnation, "a"), forged)
             await raw.flush()
         finally:
             await raw.close()
