@@ -172,15 +172,19 @@ async def _ask_supervisor(me: Process, pid: Pid, timeout: float) -> SupervisorVi
         return SupervisorView(pid=pid, error=f"exited: {exc.reason!r}")
     except TimeoutError:
         return SupervisorView(pid=pid, error=f"no answer within {timeout:g} s")
+    restarts = dict(statistics.restarts_by_key)
     return SupervisorView(
         pid=pid,
-        children=tuple(_child_view(child) for child in children),
+        children=tuple(_child_view(child, restarts.get(child.key, 0)) for child in children),
         running=statistics.running,
         total_restarts=statistics.total_restarts,
+        max_restarts=statistics.max_restarts,
+        within_seconds=statistics.within_seconds,
+        restarts_in_window=statistics.restarts_in_window,
     )
 
 
-def _child_view(child: Child) -> ChildView:
+def _child_view(child: Child, restarts: int = 0) -> ChildView:
     state: ChildState
     pid: Pid | None = None
     match child.state:
@@ -216,6 +220,7 @@ def _child_view(child: Child) -> ChildView:
         restart=spec.restart.name.lower(),
         start=described,
         starter=starter,
+        restarts=restarts,
     )
 
 

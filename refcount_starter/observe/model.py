@@ -47,6 +47,7 @@ class ChildView:
         start: How it starts, in words (``"starter <n.1.4>"``, ``"closure db"``, a
             function's qualified name).
         starter: The starter it starts through, if any: the supervisor holds it by ``key``.
+        restarts: Automatic restarts its exits caused.
     """
 
     key: str
@@ -56,6 +57,7 @@ class ChildView:
     restart: str
     start: str
     starter: Pid | None
+    restarts: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -67,6 +69,10 @@ class SupervisorView:
         children: Its children, left to right (start order).
         running: How many children run.
         total_restarts: Automatic restarts since it started.
+        max_restarts: Its restart intensity: more restarts than this within
+            ``within_seconds`` stop it.
+        within_seconds: The period of its restart intensity.
+        restarts_in_window: Restarts within the last ``within_seconds``.
         error: Why it could not be asked (it exited, or did not answer in time); the other
             fields are then empty.
     """
@@ -75,6 +81,9 @@ class SupervisorView:
     children: tuple[ChildView, ...] = ()
     running: int = 0
     total_restarts: int = 0
+    max_restarts: int = 0
+    within_seconds: float = 0.0
+    restarts_in_window: int = 0
     error: str | None = None
 
 

@@ -157,6 +157,8 @@ class _Child:
     # Invariant: retry is the token of the pending restart iff state is ChildRestarting.
     retry: int | None = None
     last_pid: Pid | None = None
+    # Automatic restarts its exits caused (SupervisorStatistics.restarts_by_key).
+    restarts: int = 0
 
 
 # The lease of a child whose start_new_child has not acquired yet.
@@ -466,7 +468,15 @@ class _Server:
             running_workers=running - self.running_supervisors,
             running_supervisors=self.running_supervisors,
             total_restarts=self.total_restarts,
+            max_restarts=self.limit.max_restarts,
+            within_seconds=self.limit.within_seconds,
+            restarts_in_window=self._restarts_in_window(),
+            restarts_by_key=tuple((key, child.restarts) for key, child in self.children.items()),
         )
+
+    def _restarts_in_window(self) -> int:
+        now, within = anyio.current_time(), self.limit.within_seconds
+        return sum(1 for at in self.window.times if now - at <= within)
 
     async def _subscribe(self, request: Subscribe) -> None:
         if request.pid not in self.subscribers:
@@ -798,6 +808,7 @@ class _Server:
             )
             raise _Stop(ReachedMaxRestartIntensity(key, reason))
         self.total_restarts += 1
+        child.restarts += 1
         if type(self.strategy) is RestartOne:
             self._emit(ev.SupervisedChildRestarting, self.p.pid, key, child.last_pid, reason)
             await self._start_or_retry(child, reason)

@@ -82,6 +82,12 @@ class SupervisorStatistics:
         running_supervisors: Running children of type ``SUPERVISOR``.
         total_restarts: Automatic restarts since the supervisor started (a branch restart
             and each retry of a failed restart count once, as for the restart limit).
+        max_restarts: The restart limit's ``max_restarts`` (the intensity).
+        within_seconds: The restart limit's ``within_seconds`` (the period).
+        restarts_in_window: Restarts still in the window now: one more than
+            ``max_restarts - restarts_in_window`` restarts within the period stops it.
+        restarts_by_key: ``(key, count)`` of automatic restarts per child whose exit caused
+            them, for the children it holds now, in start order.
     """
 
     defined: int
@@ -91,3 +97,7 @@ class SupervisorStatistics:
     running_workers: int
     running_supervisors: int
     total_restarts: int
+    max_restarts: int = 0
+    within_seconds: float = 0.0
+    restarts_in_window: int = 0
+    restarts_by_key: tuple[tuple[Any, int], ...] = ()

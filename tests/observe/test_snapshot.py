@@ -135,8 +135,10 @@ async def test_restarts_are_counted() -> None:
 
         await me.receive(SupervisedChildStarted)
         view = (await node.snapshot()).supervisors[0]
-        assert view.total_restarts == 1
+        assert view.total_restarts == 1 and view.children[0].restarts == 1
         assert view.children[0].state == "running" and view.children[0].pid != child.pid
+        # The intensity window: the default limit, with the one restart in it.
+        assert (view.max_restarts, view.within_seconds, view.restarts_in_window) == (1, 5.0, 1)
 
 
 async def test_a_supervisor_that_does_not_answer_is_shown_with_an_error() -> None:
