@@ -230,11 +230,15 @@ def _supervisor_json(view: SupervisorView) -> dict[str, Any]:
                 "restart": child.restart,
                 "start": child.start,
                 "starter": _pid(child.starter),
+                "restarts": child.restarts,
             }
             for child in view.children
         ],
         "running": view.running,
         "total_restarts": view.total_restarts,
+        "max_restarts": view.max_restarts,
+        "within_seconds": view.within_seconds,
+        "restarts_in_window": view.restarts_in_window,
         "error": view.error,
     }
 
