@@ -86,7 +86,8 @@ class Mailbox(deque[Any]):
     __slots__ = ("_budget", "_waiter")
 
     def __init__(self) -> None:
-        super().__init__()
+        # deque.__new__ made an empty deque already; deque.__init__ (no items, no maxlen)
+        # would only clear it again.
         self._waiter: Any = None
         self._budget = BUDGET
 
