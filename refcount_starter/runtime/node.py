@@ -13,7 +13,8 @@ import contextlib
 import itertools
 import sys
 from collections.abc import AsyncIterator
-from types import TracebackType
+from inspect import CO_COROUTINE
+from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -284,7 +285,8 @@ class Node:
         """
         if not self._running:
             self._check_running()
-        check_process_function(fn)
+        if type(fn) is not FunctionType or not fn.__code__.co_flags & CO_COROUTINE:
+            check_process_function(fn)  # the common case (an async def function) tested inline
         table = self._table
         if name is not None:
             # Checked before the process exists, so that a bad name leaves nothing behind.
