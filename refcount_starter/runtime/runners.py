@@ -97,6 +97,10 @@ class AsyncioRunner:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
+            # Ctrl-C in an exception group (a nested task group's) is still the user's, as
+            # on trio; asyncio lets only a bare KeyboardInterrupt out of its loop.
+            if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None:
+                raise KeyboardInterrupt() from exc
             if entry.pending is None:  # else it was killed, and raised while unwinding
                 reason = crashed(entry.pid, exc)
         finally:
