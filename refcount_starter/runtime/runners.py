@@ -17,6 +17,7 @@ level-triggered. How each way out of a process function ends the process (ADR-00
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from types import FunctionType
@@ -54,8 +55,11 @@ def check_process_function(fn: object) -> None:
         raise TypeError(f"a process function must be an async callable, got {fn!r}")
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(inspect.unwrap(fn)):
         return
-    call = inspect.getattr_static(type(fn), "__call__", None)
-    if not isinstance(fn, type) and call is not None and inspect.iscoroutinefunction(call):
+    inner: Any = fn
+    while isinstance(inner, functools.partial):  # a partial of an async callable object
+        inner = inner.func
+    call = inspect.getattr_static(type(inner), "__call__", None)
+    if not isinstance(inner, type) and call is not None and inspect.iscoroutinefunction(call):
         return
     raise TypeError(f"a process function must be an async callable (async def), got {fn!r}, which is not")
 

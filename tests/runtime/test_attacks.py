@@ -610,3 +610,120 @@ async def test_a_call_finds_its_reply_with_the_mailbox_changed_before_it() -> No
         assert await me.call(callee, "x") == ("echo", "x")
         assert me.queued() == [0, 1, 2]
         assert Reply not in map(type, me.queued())
+
+
+# -- more edges ----------------------------------------------------------------------------
+
+
+async def test_a_predicate_raising_runtime_error_after_sending_to_itself_propagates() -> None:
+    """Only the deque's own complaint about a send is absorbed; the predicate's error is not."""
+    async with Node() as node, node.process() as me:
+        for n in range(3):
+            me.send(me.pid, n)
+
+        def sends_then_fails(message: Any) -> bool:
+            if message == 1:
+                me.send(me.pid, "sent")
+                raise RuntimeError("the predicate's own")
+            return False
+
+        with pytest.raises(RuntimeError, match="the predicate's own"):
+            await me.receive(where=sends_then_fails)
+        assert me.queued() == [0, 1, 2, "sent"]
+
+
+async def test_a_receive_cancelled_at_its_budget_checkpoint_loses_no_message() -> None:
+    """A cancelled scope is noticed within the budget; the message found at that checkpoint
+    stays queued, in order."""
+    async with Node() as node, node.process() as me:
+        total = 3 * BUDGET
+        for n in range(total):
+            me.send(me.pid, n)
+        got: list[Any] = []
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            for _ in range(total):
+                got.append(await me.receive())
+        assert scope.cancelled_caught
+        assert 0 < len(got) <= BUDGET
+        assert got + me.queued() == list(range(total))
+        got = []
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            while len(got) < total:
+                got.append(await me.receive(int, where=lambda m: m % 2 == 0))
+        assert got == [n for n in range(total) if n % 2 == 0][: len(got)]
+
+
+class Handler:
+    """An object whose ``__call__`` is a coroutine function: a valid process function."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    async def __call__(self, p: Process, report: Pid, extra: str) -> None:
+        p.send(report, (self.tag, extra))
+
+
+async def test_an_async_callable_object_is_accepted_bare_or_in_a_partial() -> None:
+    async with Node() as node, node.process() as me:
+        node.spawn(Handler("bare"), me.pid, "x")
+        assert await me.receive(timeout=5) == ("bare", "x")
+        node.spawn(functools.partial(Handler("partial"), report=me.pid, extra="y"))
+        assert await me.receive(timeout=5) == ("partial", "y")
+
+
+async def exits_with_a_bad_reason(p: Process) -> None:
+    raise ProcessExit("not a reason")  # type: ignore[arg-type]
+
+
+async def test_a_process_raising_process_exit_with_a_bad_reason_crashes_with_the_type_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="refcount_starter.runtime.node")
+    async with Node() as node:
+        pid = node.spawn(exits_with_a_bad_reason)
+        reason = await node.wait(pid)
+        assert isinstance(reason, Crashed) and reason.exc_type.endswith("TypeError")
+        assert "not a reason" in reason.message
+        assert [r.getMessage() for r in caplog.records] == [f"process {pid} crashed"]
+
+
+async def test_node_exit_follows_the_rules_of_any_sender() -> None:
+    """Normal is ignored by a process that does not trap exits; a trapping one gets the
+    signal from Node.pid as a message; a bad reason is a TypeError naming it."""
+    async with Node() as node, node.process(trap_exits=True) as me:
+        pid = me.spawn(idle)
+        node.exit(pid, Normal())
+        await anyio.lowlevel.checkpoint()
+        assert node.is_alive(pid)
+        node.exit(me.pid, Shutdown("hi"))
+        assert await me.receive(timeout=1) == ExitSignal(node.pid, Shutdown("hi"))
+        with pytest.raises(TypeError, match="'stop'"):
+            node.exit(pid, "stop")  # type: ignore[arg-type]
+        node.exit(pid, Kill())
+        assert await node.wait(pid) == Killed()
+
+
+async def supervised_pair(p: Process, report: Pid) -> None:
+    """Trap exits, link a child, and wait; report what arrives."""
+    p.spawn_link(idle)
+    p.send(report, "up")
+    p.send(report, await p.receive())
+
+
+async def test_a_node_whose_enclosing_scope_is_cancelled_stops_its_processes() -> None:
+    """Cancelling the scope around ``async with Node()`` ends every process with a reason
+    and leaves no error behind, on both backends."""
+    with anyio.fail_after(10):
+        with anyio.CancelScope() as outer:
+            async with Node() as node:
+                first = node.spawn(supervised_pair, node.pid, trap_exits=True)
+                second = node.spawn(idle)
+                await anyio.wait_all_tasks_blocked()
+                outer.cancel()
+                await anyio.sleep_forever()
+        assert outer.cancelled_caught
+        assert not node.is_alive(first) and not node.is_alive(second)
+        assert await node.wait(first) is not None
+        assert node.process_count == 0
