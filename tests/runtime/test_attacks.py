@@ -24,6 +24,7 @@ from refcount_starter.runtime import (
     Crashed,
     Down,
     ExitSignal,
+    InMemoryNetwork,
     Kill,
     Killed,
     Node,
@@ -727,3 +728,25 @@ async def test_a_node_whose_enclosing_scope_is_cancelled_stops_its_processes() -
         assert not node.is_alive(first) and not node.is_alive(second)
         assert await node.wait(first) is not None
         assert node.process_count == 0
+
+
+async def test_a_remote_call_whose_callee_dies_right_after_replying_returns_the_reply() -> None:
+    """Across nodes too the reply wins over the Down behind it, and neither node keeps the
+    call's monitor or an inbound call."""
+    net = InMemoryNetwork()
+    async with Node("a", transport=net.transport()) as a, Node("b", transport=net.transport()) as b:
+        async with a.process() as me:
+            for reason in (Normal(), Shutdown("done"), Killed()):
+                callee = b.spawn(reply_then_exit, reason)
+                assert await me.call(callee, "q") == "answer"
+                assert await b.wait(callee) == reason
+                await anyio.lowlevel.checkpoint()
+                assert me.queued() == []
+                assert me.info().monitors == ()
+                assert b.inbound_calls == 0
+            callee = b.spawn(silent)
+            with anyio.move_on_after(0.01):
+                await me.call(callee, "never answered")
+            assert me.info().monitors == ()
+            assert b.info(callee).monitored_by == ()
+            assert b.inbound_calls == 0
