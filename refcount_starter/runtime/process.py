@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .errors import CallFailed, CallTimeout
+from .errors import CallFailed, CallTimeout, ProcessNotAlive
 from .info import ProcessInfo
 from .mailbox import Mailbox, to_predicate
 from .pid import Pid, Ref
@@ -84,6 +84,11 @@ class Process:
         reason = self._entry.reason
         state = "alive" if reason is None else f"exited {reason!r}"
         return f"<Process {self.pid} {state}>"
+
+    def _exited(self) -> ProcessNotAlive:
+        """The error of an operation an exited process cannot perform (its handle outlived
+        it): a link, monitor or call from it would point at a pid that is gone."""
+        return ProcessNotAlive(self.pid, self._table.noproc(self.pid))
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -191,9 +196,12 @@ class Process:
             ValueError: ``timeout`` is negative, or ``to`` is this process itself (the call
                 could never be answered).
             TypeError: ``to`` is not an address, or ``timeout`` not a number.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         if timeout is not None:
             check_timeout(timeout)
+        if self._entry.reason is not None:
+            raise self._exited()
         table = self._table
         pid = table.resolve(to)
         if pid.serial == self.pid.serial and pid == self.pid:  # the serial first: cheaper
@@ -245,7 +253,13 @@ class Process:
         """Link to ``pid``: when either exits, the other gets an exit signal.
 
         Linking to a dead or unknown pid delivers ``NoProc`` at once.
+
+        Raises:
+            TypeError: ``pid`` is not a Pid.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
+        if self._entry.reason is not None:
+            raise self._exited()
         self._table.link(self._entry, pid)
 
     def unlink(self, pid: Pid) -> None:
@@ -262,7 +276,10 @@ class Process:
 
         Raises:
             NameNotRegistered: ``target`` is a local name that no live process holds.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
+        if self._entry.reason is not None:
+            raise self._exited()
         table = self._table
         return table.monitor(self._entry, table.resolve(target))
 
@@ -304,7 +321,8 @@ class Process:
             name: A name to register the new process under.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not an async callable.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         return self.node.spawn_process(fn, args, self._entry, trap_exits=trap_exits, name=name)[0].pid
 
@@ -320,7 +338,8 @@ class Process:
             name: A name to register the new process under.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not an async callable.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         return self.node.spawn_process(fn, args, self._entry, link=True, trap_exits=trap_exits, name=name)[
             0
@@ -341,7 +360,8 @@ class Process:
             The new pid and the monitor's reference.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not an async callable.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         child, ref = self.node.spawn_process(
             fn, args, self._entry, monitor=True, trap_exits=trap_exits, name=name
@@ -367,7 +387,8 @@ class Process:
             trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
 
         Raises:
-            TypeError: ``fn`` is not callable, or ``owner``/``ref`` of the wrong type.
+            TypeError: ``fn`` is not an async callable, or ``owner``/``ref`` of the wrong type.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         if type(owner) is not Pid or type(ref) is not Ref:
             raise TypeError(f"spawn_for takes the owner's Pid and a Ref, got {owner!r}, {ref!r}")
@@ -377,7 +398,13 @@ class Process:
 
     def reserve_monitor(self) -> Ref:
         """A fresh reference under which this process accepts a ``Down`` from a process that
-        another process starts for it (see ``spawn_for``)."""
+        another process starts for it (see ``spawn_for``).
+
+        Raises:
+            ProcessNotAlive: This process has exited (its handle outlived it).
+        """
+        if self._entry.reason is not None:
+            raise self._exited()
         return self._table.reserve_monitor(self._entry)
 
     def bind_monitor(self, ref: Ref, pid: Pid) -> None:

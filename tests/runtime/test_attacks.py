@@ -33,6 +33,7 @@ from refcount_starter.runtime import (
     Pid,
     Process,
     ProcessExit,
+    ProcessNotAlive,
     Reply,
     Shutdown,
 )
@@ -734,19 +735,47 @@ async def test_a_remote_call_whose_callee_dies_right_after_replying_returns_the_
     """Across nodes too the reply wins over the Down behind it, and neither node keeps the
     call's monitor or an inbound call."""
     net = InMemoryNetwork()
-    async with Node("a", transport=net.transport()) as a, Node("b", transport=net.transport()) as b:
-        async with a.process() as me:
-            for reason in (Normal(), Shutdown("done"), Killed()):
-                callee = b.spawn(reply_then_exit, reason)
-                assert await me.call(callee, "q") == "answer"
-                assert await b.wait(callee) == reason
-                await anyio.lowlevel.checkpoint()
-                assert me.queued() == []
-                assert me.info().monitors == ()
-                assert b.inbound_calls == 0
-            callee = b.spawn(silent)
-            with anyio.move_on_after(0.01):
-                await me.call(callee, "never answered")
+    async with (
+        Node("a", transport=net.transport()) as a,
+        Node("b", transport=net.transport()) as b,
+        a.process() as me,
+    ):
+        for reason in (Normal(), Shutdown("done"), Killed()):
+            callee = b.spawn(reply_then_exit, reason)
+            assert await me.call(callee, "q") == "answer"
+            assert await b.wait(callee) == reason
+            await anyio.lowlevel.checkpoint()
+            assert me.queued() == []
             assert me.info().monitors == ()
-            assert b.info(callee).monitored_by == ()
             assert b.inbound_calls == 0
+        callee = b.spawn(silent)
+        with anyio.move_on_after(0.01):
+            await me.call(callee, "never answered")
+        assert me.info().monitors == ()
+        assert b.info(callee).monitored_by == ()
+        assert b.inbound_calls == 0
+
+
+async def test_a_handle_that_outlived_its_process_cannot_link_monitor_call_or_spawn() -> None:
+    """Erlang's dead processes do nothing; a kept ``Process`` handle of an exited process
+    refuses what would tie a live process to a pid that is gone (a link that never fires,
+    a call that never returns), with ProcessNotAlive naming it."""
+    async with Node() as node:
+        async with node.process() as gone:
+            pass
+        live = node.spawn(echo)
+        for act in (
+            lambda: gone.link(live),
+            lambda: gone.monitor(live),
+            gone.reserve_monitor,
+            lambda: gone.spawn(idle),
+            lambda: gone.spawn_link(idle),
+            lambda: gone.spawn_monitor(idle),
+        ):
+            with pytest.raises(ProcessNotAlive) as refused:
+                act()
+            assert refused.value.pid == gone.pid
+        with pytest.raises(ProcessNotAlive):
+            await gone.call(live, "hello")
+        assert node.info(live).links == () and node.info(live).monitored_by == ()
+        assert node.process_count == 1
