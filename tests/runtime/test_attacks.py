@@ -779,3 +779,36 @@ async def test_a_handle_that_outlived_its_process_cannot_link_monitor_call_or_sp
             await gone.call(live, "hello")
         assert node.info(live).links == () and node.info(live).monitored_by == ()
         assert node.process_count == 1
+
+
+async def test_a_call_leaves_the_callers_own_down_of_the_callee_in_place() -> None:
+    """Only the call's Down is dropped after the reply; a monitor the caller set itself on
+    the callee still delivers its Down."""
+    async with Node() as node, node.process() as me:
+        callee = me.spawn(reply_then_exit, Shutdown("after"))
+        ref = me.monitor(callee)
+        assert await me.call(callee, "q") == "answer"
+        assert await me.receive(Down, timeout=5) == Down(ref, callee, Shutdown("after"))
+        assert me.queued() == []
+
+
+async def test_receive_with_an_infinite_timeout_waits_like_no_timeout() -> None:
+    async with Node() as node, node.process() as me:
+
+        async def later() -> None:
+            await anyio.wait_all_tasks_blocked()
+            node.send(me.pid, "late")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(later)
+            assert await me.receive(str, timeout=float("inf")) == "late"
+
+
+async def test_a_block_that_kills_itself_ends_with_process_exit_killed() -> None:
+    async with Node() as node:
+        with pytest.raises(ProcessExit) as exited:
+            async with node.process() as me:
+                me.exit(me.pid, Kill())
+                await anyio.sleep_forever()
+        assert exited.value.reason == Killed()
+        assert node.process_count == 0
