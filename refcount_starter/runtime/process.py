@@ -197,6 +197,8 @@ class Process:
                 could never be answered).
             TypeError: ``to`` is not an address, or ``timeout`` not a number.
             ProcessNotAlive: This process has exited (its handle outlived it).
+            RuntimeError: Another task is receiving for this process (a mailbox has one
+                reader).
         """
         if timeout is not None:
             check_timeout(timeout)
@@ -207,6 +209,9 @@ class Process:
         if pid.serial == self.pid.serial and pid == self.pid:  # the serial first: cheaper
             raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
         mailbox = self._mailbox
+        if mailbox.waiting:
+            # Another task is receiving for this process: refused before the request goes.
+            mailbox.refuse_taking()
         # The receive marker: the reply and the Down carry a fresh ref, so they can only be
         # behind the messages queued now; the wait looks at nothing older (ADR-0010).
         marker = len(mailbox)

@@ -598,6 +598,11 @@ async def test_a_second_reader_that_finds_a_message_is_refused_while_the_first_w
                 await me.receive()
             with pytest.raises(RuntimeError, match="one reader"):
                 me.flush()
+            callee = me.spawn(echo)
+            with pytest.raises(RuntimeError, match="one reader"):
+                await me.call(callee, "never sent")
+            await anyio.wait_all_tasks_blocked()
+            assert node.info(callee).monitored_by == ()
             node.send(me.pid, 7)
         assert got == [7]
         assert me.queued() == ["unrelated"]
@@ -812,3 +817,28 @@ async def test_a_block_that_kills_itself_ends_with_process_exit_killed() -> None
                 await anyio.sleep_forever()
         assert exited.value.reason == Killed()
         assert node.process_count == 0
+
+
+async def test_a_predicate_that_sends_on_a_resumed_scan_sees_what_it_sent() -> None:
+    """The resumed scan looks at the newest messages only; those its predicate sends are
+    looked at too, and each message once."""
+    async with Node() as node, node.process() as me:
+        for n in range(100):
+            me.send(me.pid, n)
+        seen: list[Any] = []
+
+        def chain(message: Any) -> bool:
+            seen.append(message)
+            if message == "x":
+                me.send(me.pid, "y")
+            return message == "y"
+
+        async def feed() -> None:
+            await anyio.wait_all_tasks_blocked()
+            node.send(me.pid, "x")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed)
+            assert await me.receive(where=chain) == "y"
+        assert seen == [*range(100), "x", "y"]
+        assert me.queued() == [*range(100), "x"]
