@@ -11,7 +11,8 @@ level-triggered. How each way out of a process function ends the process (ADR-00
   user's: ``Crashed`` with the exception, logged once at ERROR with its traceback;
 - ``KeyboardInterrupt``, and a cancellation that is not its kill (the event loop or the
   node's nursery going away): the process exits ``Killed`` and the exception propagates, so
-  that Ctrl-C still stops the program.
+  that Ctrl-C still stops the program. On asyncio a ``CancelledError`` of a task nobody
+  cancelled (the process awaited a cancelled future) is a crash like any other exception.
 """
 
 from __future__ import annotations
@@ -95,9 +96,13 @@ class AsyncioRunner:
             reason = NORMAL
         except ProcessExit as exc:
             reason = exc.reason
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if entry.pending is None:
-                raise
+                if entry.task.cancelling():
+                    raise  # the loop (or the node's caller) cancelled this task
+                # Nobody cancelled this task: it awaited something cancelled, a bug of the
+                # process's own, as any other exception.
+                reason = crashed(entry.pid, exc)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:

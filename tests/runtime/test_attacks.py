@@ -7,6 +7,7 @@ asyncio and trio (ADR-0010).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -842,3 +843,24 @@ async def test_a_predicate_that_sends_on_a_resumed_scan_sees_what_it_sent() -> N
             assert await me.receive(where=chain) == "y"
         assert seen == [*range(100), "x", "y"]
         assert me.queued() == [*range(100), "x"]
+
+
+async def awaits_a_cancelled_future(p: Process) -> None:
+    future = asyncio.get_running_loop().create_future()
+    future.cancel()
+    await future
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_awaiting_a_cancelled_future_is_a_crash_not_a_silent_kill(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """asyncio only (trio has no cancelled futures to await): nobody cancelled the task, so
+    the CancelledError is the process's own bug, logged once, and the node runs on."""
+    caplog.set_level(logging.ERROR, logger="refcount_starter.runtime.node")
+    async with Node() as node, node.process() as me:
+        pid, _ = me.spawn_monitor(awaits_a_cancelled_future)
+        down = await me.receive(Down, timeout=5)
+        assert isinstance(down.reason, Crashed) and down.reason.exc_type.endswith("CancelledError")
+        assert [r.getMessage() for r in caplog.records] == [f"process {pid} crashed"]
+        assert await me.call(me.spawn(echo), "still") == ("echo", "still")
