@@ -144,12 +144,17 @@ class Process:
             ValueError: ``timeout`` is negative.
             TypeError: ``timeout`` is not a number, ``match`` is not a type or tuple of
                 types, or ``where`` is not callable.
+            ProcessNotAlive: This process has exited and ``timeout`` is ``None`` (its handle
+                outlived it; no message can arrive, the wait would never end).
         """
         if timeout is not None:
             check_timeout(timeout)
         predicate = None if match is None and where is None else to_predicate(match, where)
         # The mailbox's coroutine itself, not one wrapping it: one frame less at every wait.
         if timeout is None:
+            if self._entry.reason is not None:
+                # Its handle outlived it: nothing can ever arrive, it would wait for ever.
+                raise self._exited()
             return self._mailbox._receive(predicate)
         return self._mailbox.receive(predicate, timeout)
 
@@ -158,7 +163,12 @@ class Process:
 
         The iterator is a plain object, not an async generator, so leaving the loop early
         (``break``, ``return``, an exit signal) leaves nothing to finalize.
+
+        Raises:
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
+        if self._entry.reason is not None:
+            raise self._exited()
         return _Messages(self._mailbox)
 
     def queued(self) -> list[Any]:

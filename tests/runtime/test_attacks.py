@@ -765,7 +765,7 @@ async def test_a_remote_call_whose_callee_dies_right_after_replying_returns_the_
 async def test_a_handle_that_outlived_its_process_cannot_link_monitor_call_or_spawn() -> None:
     """Erlang's dead processes do nothing; a kept ``Process`` handle of an exited process
     refuses what would tie a live process to a pid that is gone (a link that never fires,
-    a call that never returns), with ProcessNotAlive naming it."""
+    a call that never returns) or wait for ever, with ProcessNotAlive naming it."""
     async with Node() as node:
         async with node.process() as gone:
             pass
@@ -783,6 +783,12 @@ async def test_a_handle_that_outlived_its_process_cannot_link_monitor_call_or_sp
             assert refused.value.pid == gone.pid
         with pytest.raises(ProcessNotAlive):
             await gone.call(live, "hello")
+        with pytest.raises(ProcessNotAlive):
+            await gone.receive()  # would wait for ever: nothing reaches an exited process
+        with pytest.raises(ProcessNotAlive):
+            gone.messages()
+        with pytest.raises(TimeoutError):
+            await gone.receive(timeout=0)
         assert node.info(live).links == () and node.info(live).monitored_by == ()
         assert node.process_count == 1
 
