@@ -495,6 +495,7 @@ class Table:
         entry.reason = reason
         if entry.name is not None:
             del self.names[entry.name]
+            entry.name = None
         if self.dead_table_size:
             dead = self.dead
             if len(dead) >= self.dead_table_size:
