@@ -393,7 +393,7 @@ def _bench(args: argparse.Namespace) -> int:
             f"{r['name']:<22} {r['value']:>14,.1f} {r['baseline']:>14,.1f}  {r['ratio']:>6.2f}  {target:>6}  {r['unit']}"
         )
     for name in document["skipped"]:
-        print(f"{name:<22} skipped: it cannot run here (nats_roundtrip needs asyncio and a nats-server)")
+        print(f"{name:<22} skipped: it cannot run here (the NATS benchmarks need asyncio and a nats-server)")
     return 0
 
 
