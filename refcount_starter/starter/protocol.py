@@ -274,9 +274,16 @@ class StarterState:
             holders.add(self.owner)
         return frozenset(holders)
 
-    def holds(self, holder: Pid) -> bool:
-        """Whether ``holder`` holds any reference (the owner's included)."""
-        return (self.owner_holds and holder == self.owner) or any(h == holder for h, _ in self.refs)
+    def holds(self, holder: Pid, *, counting_the_owners: bool = True) -> bool:
+        """Whether ``holder`` holds any reference: one by a key, or (unless
+        ``counting_the_owners`` is false) the owner's own."""
+        if counting_the_owners and self.owner_holds and holder == self.owner:
+            return True
+        # A loop, not any(genexpr): it runs on every owner release, and a generator costs more.
+        for held, _ in self.refs:  # noqa: SIM110
+            if held == holder:
+                return True
+        return False
 
     def size(self) -> int:
         """How many entries the state keeps: references, marks and monitors. Bounded by the
@@ -314,57 +321,19 @@ class StarterState:
         assert self.spurious_releases >= 0 and self.children_started >= 0
 
 
-# A fast constructor for the hot path. ``StarterState(...)`` runs attrs' frozen ``__init__``,
-# which sets each field through a bound ``object.__setattr__``; setting the slots through their
-# descriptors costs about half as much. Valid because no field has a validator or converter
-# and the class has no ``__attrs_post_init__``: the result is the same value.
-_new_object = object.__new__
-_set_owner = StarterState.__dict__["owner"].__set__
-_set_owner_holds = StarterState.__dict__["owner_holds"].__set__
-_set_refs = StarterState.__dict__["refs"].__set__
-_set_released_hw = StarterState.__dict__["released_hw"].__set__
-_set_monitored = StarterState.__dict__["monitored"].__set__
-_set_spurious_releases = StarterState.__dict__["spurious_releases"].__set__
-_set_children_started = StarterState.__dict__["children_started"].__set__
-_set_stopped = StarterState.__dict__["stopped"].__set__
-
-
-def _state(
-    owner: Pid,
-    owner_holds: bool,
-    refs: Mapping[RefKey, int],
-    released_hw: Mapping[Pid, int],
-    monitored: frozenset[Pid],
-    spurious_releases: int,
-    children_started: int,
-    stopped: bool,
-) -> StarterState:
-    """``StarterState(...)`` with every field given, in field order, built without ``__init__``."""
-    state = _new_object(StarterState)
-    _set_owner(state, owner)
-    _set_owner_holds(state, owner_holds)
-    _set_refs(state, refs)
-    _set_released_hw(state, released_hw)
-    _set_monitored(state, monitored)
-    _set_spurious_releases(state, spurious_releases)
-    _set_children_started(state, children_started)
-    _set_stopped(state, stopped)
-    return state
-
-
 def _evolve(state: StarterState, **changes: Any) -> StarterState:
-    """``attrs.evolve`` for ``StarterState``, spelled out: the generic one introspects the class
-    each time. The hot steps call ``_state`` directly."""
+    """``state`` with ``changes``: ``attrs.evolve`` for ``StarterState``, spelled out (the
+    generic one introspects the class at each call), through the one constructor."""
     get = changes.get
-    return _state(
-        get("owner", state.owner),
-        get("owner_holds", state.owner_holds),
-        get("refs", state.refs),
-        get("released_hw", state.released_hw),
-        get("monitored", state.monitored),
-        get("spurious_releases", state.spurious_releases),
-        get("children_started", state.children_started),
-        get("stopped", state.stopped),
+    return StarterState(
+        owner=get("owner", state.owner),
+        owner_holds=get("owner_holds", state.owner_holds),
+        refs=get("refs", state.refs),
+        released_hw=get("released_hw", state.released_hw),
+        monitored=get("monitored", state.monitored),
+        spurious_releases=get("spurious_releases", state.spurious_releases),
+        children_started=get("children_started", state.children_started),
+        stopped=get("stopped", state.stopped),
     )
 
 
@@ -377,7 +346,7 @@ def initial(owner: Pid) -> tuple[StarterState, tuple[Command, ...]]:
     Returns:
         The state, and ``(Monitor(owner),)``: the owner's death releases its reference.
     """
-    return _state(owner, True, {}, {}, frozenset({owner}), 0, 0, False), (Monitor(owner),)
+    return StarterState(owner=owner, monitored=frozenset({owner})), (Monitor(owner),)
 
 
 # -- the transition function ------------------------------------------------------------------
@@ -390,16 +359,6 @@ def step(state: StarterState, event: Event) -> tuple[StarterState, tuple[Command
     Once the reference list is empty the starter stops (``Stop(Normal())``); the process
     exits there, so ``Refusal.STOPPED``, the answer of a stopped state, reaches no caller.
     """
-    # The events of a starter's life, by exact type first: a class pattern costs an isinstance
-    # and a getattr per field. Subclasses and the other events go through the match.
-    if type(event) is Acquire:
-        return _acquire(state, event.holder, event.key, event.seq)
-    if type(event) is StartRequest:
-        return _start(state, event.holder, event.key, event.seq, event.ref)
-    if type(event) is Release:
-        return _release(state, event.holder, event.key, event.seq)
-    if type(event) is OwnerRelease:
-        return _owner_release(state, event.sender)
     match event:
         case Acquire(holder, key, seq):
             return _acquire(state, holder, key, seq)
@@ -474,15 +433,15 @@ def _acquire(
         # Down drops the reference again. No record of dead holders is needed.
         monitored = monitored | {holder}
         commands = (Monitor(holder), ReplyAcquired(holder, key, seq))
-    new = _state(
-        state.owner,
-        state.owner_holds,
-        refs,
-        state.released_hw,
-        monitored,
-        state.spurious_releases,
-        state.children_started,
-        state.stopped,
+    new = StarterState(
+        owner=state.owner,
+        owner_holds=state.owner_holds,
+        refs=refs,
+        released_hw=state.released_hw,
+        monitored=monitored,
+        spurious_releases=state.spurious_releases,
+        children_started=state.children_started,
+        stopped=state.stopped,
     )
     return new, commands
 
@@ -509,15 +468,15 @@ def _release(
     owner_holds = state.owner_holds
     # _stop_if_empty, inlined: one state built, not two.
     stopping = not (owner_holds or refs)
-    new = _state(
-        state.owner,
-        owner_holds,
-        refs,
-        marks,
-        state.monitored,
-        state.spurious_releases,
-        state.children_started,
-        stopping or state.stopped,
+    new = StarterState(
+        owner=state.owner,
+        owner_holds=owner_holds,
+        refs=refs,
+        released_hw=marks,
+        monitored=state.monitored,
+        spurious_releases=state.spurious_releases,
+        children_started=state.children_started,
+        stopped=stopping or state.stopped,
     )
     return new, ((_STOP_NORMAL,) if stopping else ())
 
@@ -543,7 +502,16 @@ def _owner_release(state: StarterState, sender: Pid) -> tuple[StarterState, tupl
     if state.stopped:
         return state, _refuse(Refusal.STOPPED)
     if sender != state.owner:
-        new = _evolve(state, spurious_releases=state.spurious_releases + 1)
+        new = StarterState(
+            owner=state.owner,
+            owner_holds=state.owner_holds,
+            refs=state.refs,
+            released_hw=state.released_hw,
+            monitored=state.monitored,
+            spurious_releases=state.spurious_releases + 1,
+            children_started=state.children_started,
+            stopped=state.stopped,
+        )
         return new, _refuse(Refusal.NOT_OWNER)
     if not state.owner_holds:
         return _evolve(state, spurious_releases=state.spurious_releases + 1), (_REPLY_RELEASED,)
@@ -557,31 +525,23 @@ def _owner_release(state: StarterState, sender: Pid) -> tuple[StarterState, tupl
         # monitor it holds.
         stopped = True
         commands = (_REPLY_RELEASED, _STOP_NORMAL)
-    elif sender not in state.released_hw and not _holds_keyed(refs, sender):
+    elif sender not in state.released_hw and not state.holds(sender, counting_the_owners=False):
         # The owner held only its own reference: nothing is left to watch it for.
         monitored = monitored - {sender}
         commands = (_REPLY_RELEASED, Demonitor(sender))
     else:
         commands = (_REPLY_RELEASED,)
-    new = _state(
-        state.owner,
-        False,
-        refs,
-        state.released_hw,
-        monitored,
-        state.spurious_releases,
-        state.children_started,
-        stopped,
+    new = StarterState(
+        owner=state.owner,
+        owner_holds=False,
+        refs=refs,
+        released_hw=state.released_hw,
+        monitored=monitored,
+        spurious_releases=state.spurious_releases,
+        children_started=state.children_started,
+        stopped=stopped,
     )
     return new, commands
-
-
-def _holds_keyed(refs: Mapping[RefKey, int], holder: Pid) -> bool:
-    # A loop, not any(genexpr): this runs on every owner release, and a generator costs more.
-    for held, _ in refs:  # noqa: SIM110
-        if held == holder:
-            return True
-    return False
 
 
 def _start(
@@ -593,15 +553,15 @@ def _start(
         return state, _refuse(Refusal.NOT_HOLDER)
     # The requester holds a reference, so the list is not empty and the starter cannot stop
     # while this start is in flight (the Cloud Haskell hang, section 2.3 of the background).
-    new = _state(
-        state.owner,
-        state.owner_holds,
-        state.refs,
-        state.released_hw,
-        state.monitored,
-        state.spurious_releases,
-        state.children_started + 1,
-        state.stopped,
+    new = StarterState(
+        owner=state.owner,
+        owner_holds=state.owner_holds,
+        refs=state.refs,
+        released_hw=state.released_hw,
+        monitored=state.monitored,
+        spurious_releases=state.spurious_releases,
+        children_started=state.children_started + 1,
+        stopped=state.stopped,
     )
     return new, (SpawnChild(holder, key, seq, ref),)
 
