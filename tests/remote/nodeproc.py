@@ -90,3 +90,25 @@ async def node_process(
                     process.kill()
                     await process.wait()
             await process.aclose()
+
+
+async def wait_until_subscribed(url: str, name: str, timeout: float = 10.0) -> None:
+    """Wait until node ``name`` reads its subjects through the server at ``url`` (its whois
+    is answered there; the node subscribes to it and to its envelopes together, also when it
+    reconnects). The question comes from a name of its own, ``outsider``, as a handshake."""
+    import nats
+    import nats.errors
+
+    from refcount_starter.remote import envelope
+
+    nc = await nats.connect(url)
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                try:
+                    await nc.request(f"rs.whois.{name}.outsider", envelope.encode_whois("outsider", 1), timeout=1)
+                    return
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    await anyio.sleep(0.02)
+    finally:
+        await nc.close()
