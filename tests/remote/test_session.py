@@ -195,7 +195,7 @@ def test_heartbeats_take_no_seq_and_reveal_every_loss(sends: list[tuple[bool, bo
             assert verdict.gap and not verdict.accept, "an envelope was accepted after a lost signal"
             return
         assert verdict.accept and not verdict.gap
-    assert b_sees_a.state is PeerState.UP
+        assert b_sees_a.state is PeerState.UP
 
 
 def test_a_first_heartbeat_opens_the_session_without_taking_a_seq() -> None:
