@@ -73,7 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a node until SIGINT/SIGTERM, hosting the closures of the imported modules.",
     )
     node.add_argument(
-        "--nats", metavar="URL", required=True, help="the NATS server, e.g. nats://127.0.0.1:4222"
+        "--nats",
+        metavar="URL",
+        required=True,
+        help="the NATS server, e.g. nats://127.0.0.1:4222, or a cluster's servers separated by commas",
+    )
+    node.add_argument(
+        "--servers-in-order", action="store_true", help="try the servers in the order given (default: random)"
     )
     node.add_argument("--name", required=True, help="the node's name, unique among connected nodes")
     node.add_argument(
@@ -144,6 +150,8 @@ def _node(args: argparse.Namespace) -> int:
         )
         return 2
     argv = ["--nats", args.nats, "--name", args.name, *(f"--import={m}" for m in args.imports)]
+    if args.servers_in_order:
+        argv.append("--servers-in-order")
     for option in ("heartbeat_interval", "heartbeat_misses", "log_level"):
         value = getattr(args, option)
         if value is not None:

@@ -45,7 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--nats",
         metavar="URL",
-        help="the NATS server, e.g. nats://127.0.0.1:4222 (default: $RS_NATS_URL)",
+        help=(
+            "the NATS server, e.g. nats://127.0.0.1:4222, or the servers of a cluster separated "
+            "by commas (default: $RS_NATS_URL)"
+        ),
+    )
+    parser.add_argument(
+        "--servers-in-order",
+        action="store_true",
+        help="try the servers in the order given (default: in a random order)",
     )
     parser.add_argument("--name", required=True, help="the node's name, unique among connected nodes")
     parser.add_argument(
@@ -99,6 +107,7 @@ def run_node(argv: Sequence[str]) -> int:
             heartbeat_interval=args.heartbeat_interval,
             heartbeat_misses=args.heartbeat_misses,
             max_message_size=args.max_message_size,
+            randomize_servers=False if args.servers_in_order else None,
         )
         anyio.run(_serve, args, options, backend="asyncio")
     except (NatsConnectError, NodeNameTaken, ValueError) as exc:

@@ -4,7 +4,8 @@ Every route goes through a small TCP proxy, one per directed pair of servers, ru
 asyncio loop in a thread of its own (so that it keeps forwarding whatever the caller's loop
 is doing). A server's ``routes`` list only its proxies, and it advertises an unreachable
 cluster address (``127.0.0.1:9``), so that routes learned by gossip fail and every route
-stays behind a proxy. ``isolate(i)`` closes the proxies that touch server ``i`` and refuses
+stays behind a proxy. The servers do not tell clients about each other (``no_advertise``): a
+client reconnects only to the servers it was given. ``isolate(i)`` closes the proxies that touch server ``i`` and refuses
 new connections through them: server ``i`` is cut off from the others, its clients stay
 connected to it. ``heal()`` lets the routes through again. No root is needed. Killing a
 server (``kill``) and stopping it (``pause``, ``SIGSTOP``) are faults too.
@@ -17,6 +18,7 @@ user for the nodes, ``USER``/``PASSWORD``. See docs/nats.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -52,7 +54,7 @@ cluster {{
   name: "{cluster}"
   listen: "127.0.0.1:-1"
   advertise: "{advertise}"
-  connect_retries: 0
+  no_advertise: true
   routes: [{routes}]
 }}
 accounts {{
@@ -165,7 +167,9 @@ class LocalCluster:
         ValueError: ``size`` is below 2.
     """
 
-    def __init__(self, binary: str, size: int = 3, *, name: str = "rs-cluster", ping_interval: int = 1) -> None:
+    def __init__(
+        self, binary: str, size: int = 3, *, name: str = "rs-cluster", ping_interval: int = 1
+    ) -> None:
         if type(size) is not int or size < 2:
             raise ValueError(f"a cluster needs at least 2 servers, got size={size!r}")
         self.binary = binary
@@ -197,7 +201,7 @@ class LocalCluster:
         for source in range(self.size):
             for target in range(self.size):
                 if source != target:
-                    proxy = _Proxy(source, target, lambda t=target: self.route_ports[t])
+                    proxy = _Proxy(source, target, functools.partial(self._route_port, target))
                     self._call(proxy.start())
                     self._proxies[source, target] = proxy
         try:
@@ -294,7 +298,9 @@ class LocalCluster:
 
     def routes(self, index: int) -> set[str]:
         """The names of the servers server ``index`` has a route to now (its ``/routez``)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_ports[index]}/routez", timeout=2) as answer:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.monitor_ports[index]}/routez", timeout=2
+        ) as answer:
             routez = json.load(answer)
         return {route.get("remote_name", "") for route in routez.get("routes") or []}
 
@@ -383,6 +389,9 @@ class LocalCluster:
         self.kill(index)
         self._start_server(index, timeout)
         self.wait_for_mesh(timeout)
+
+    def _route_port(self, index: int) -> int:
+        return self.route_ports[index]
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)

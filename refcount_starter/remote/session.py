@@ -189,7 +189,9 @@ class Peer:
 
     # -- receiving --------------------------------------------------------------------------
 
-    def received(self, incarnation: int, epoch: int, seq: int, now: float, *, probe: bool = False) -> Received:
+    def received(
+        self, incarnation: int, epoch: int, seq: int, now: float, *, probe: bool = False
+    ) -> Received:
         """Judge an envelope from the peer; update the session accordingly.
 
         A ``probe`` (a heartbeat) carries the seq of the peer's next envelope without taking
