@@ -53,7 +53,12 @@ def url_with_credentials(server: NatsServer, user: str = USER, password: str = P
 
 @asynccontextmanager
 async def node_process(
-    server: NatsServer | None, name: str, tmp_path: Path, *, url: str | None = None
+    server: NatsServer | None,
+    name: str,
+    tmp_path: Path,
+    *,
+    url: str | None = None,
+    heartbeat_misses: int = HEARTBEAT_MISSES,
 ) -> AsyncIterator[NodeProcess]:
     """Start a node process and wait for its READY line; stop it (SIGCONT, SIGTERM, SIGKILL).
     ``url`` (several URLs separated by commas for a cluster) replaces ``server``'s."""
@@ -71,7 +76,7 @@ async def node_process(
         "--heartbeat-interval",
         str(HEARTBEAT_INTERVAL),
         "--heartbeat-misses",
-        str(HEARTBEAT_MISSES),
+        str(heartbeat_misses),
         "--servers-in-order",
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
