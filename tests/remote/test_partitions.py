@@ -167,7 +167,9 @@ async def test_a_partition_longer_than_the_bound(cluster: LocalCluster, tmp_path
         assert not stats.stopped
         # b's supervisor saw its child die and tries to restart it: a start failure, counted.
         await them.receive(SupervisedChildRestarting, where=lambda e: e.key == "db", timeout=SETTLE)
-        failure = await them.receive(SupervisedChildStartFailure, where=lambda e: e.key == "db", timeout=SETTLE)
+        failure = await them.receive(
+            SupervisedChildStartFailure, where=lambda e: e.key == "db", timeout=SETTLE
+        )
         assert failure.reason == NoConnection("a")
         assert (await w.sup_b.statistics()).total_restarts >= 1
         assert type((await w.sup_b.lookup_child("db")).state) is ChildRestarting  # type: ignore[union-attr]
@@ -242,3 +244,81 @@ async def test_a_partition_shorter_than_the_bound(cluster: LocalCluster, tmp_pat
                 await watcher.receive((Down, ExitSignal), timeout=0)
             assert watcher.mailbox_size == 0, ref
         await _on_a(w, 4)
+
+
+@pytest.mark.parametrize("length", ["longer", "shorter"])
+async def test_messages_across_a_partition_come_in_order_or_the_session_ends_first(
+    cluster: LocalCluster, tmp_path: Path, length: str
+) -> None:
+    """Numbered messages go to an echo on b (server 1) and back, every 20 ms, before, during
+    and after a partition longer or shorter than the bound: the replies come in order, never
+    twice, and a lost one is never skipped silently (NoConnection fires first); after a
+    loss, no reply to a message sent before the cut comes any more."""
+    misses = HEARTBEAT_MISSES if length == "longer" else SHORT_MISSES
+    async with (
+        node_process(None, "b", tmp_path, url=cluster_url(cluster, 1), heartbeat_misses=misses),
+        Node("t", transport=cluster_transport(cluster, 0, heartbeat_misses=misses)) as t,
+        t.process(trap_exits=True) as me,
+    ):
+        echo, ref = await spawn_remote(me, "b", "test.echo")
+        me.unlink(echo)  # the echo outlives the session; a monitor watches it
+        me.demonitor(ref)
+        watch = me.monitor(echo)
+        sent_at: list[float] = []
+        events: list[tuple[str, int, float]] = []  # ("reply", n, when) or ("down", -1, when)
+        done = anyio.Event()
+
+        async def sender() -> None:
+            nonlocal watch
+            while not done.is_set():
+                sent_at.append(time.monotonic())
+                me.send(echo, (me.pid, len(sent_at) - 1))
+                await anyio.sleep(0.02)
+
+        async def receiver() -> None:
+            nonlocal watch
+            while True:
+                message = await me.receive((tuple, Down))
+                if isinstance(message, Down):
+                    assert message.ref == watch and message.reason == NoConnection("b")
+                    events.append(("down", -1, time.monotonic()))
+                    watch = me.monitor(echo)  # watch it again, in the next session
+                else:
+                    events.append(("reply", message[1], time.monotonic()))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(sender)
+            tasks.start_soon(receiver)
+            with anyio.fail_after(SETTLE):
+                while len([e for e in events if e[0] == "reply"]) < 10:
+                    await anyio.sleep(0.02)
+            cut = len(sent_at)
+            await anyio.to_thread.run_sync(cluster.isolate, 1)
+            if length == "longer":
+                with anyio.fail_after(SETTLE):
+                    while not any(e[0] == "down" for e in events):
+                        await anyio.sleep(0.02)
+            await anyio.to_thread.run_sync(cluster.heal)
+            healed = len(sent_at)
+            with anyio.fail_after(SETTLE):  # replies to messages sent after the heal come
+                while not any(e[0] == "reply" and e[1] > healed + 5 for e in events):
+                    await anyio.sleep(0.02)
+            done.set()
+            tasks.cancel_scope.cancel()
+
+        replies = [n for kind, n, _ in events if kind == "reply"]
+        assert replies == sorted(set(replies)), "a reply came out of order or twice"
+        last_down = -1.0
+        previous = -1
+        for kind, n, when in events:
+            if kind == "down":
+                last_down = when
+                continue
+            if n != previous + 1:
+                # Something was lost: the session ended before anything after it came, and
+                # nothing sent before the cut comes after the loss.
+                assert last_down > 0, f"reply {n} came after {previous} with no NoConnection"
+                assert n >= cut, f"reply {n}, sent before the cut, came after a loss"
+            previous = n
+        if length == "longer":
+            assert any(kind == "down" for kind, _, _ in events)
