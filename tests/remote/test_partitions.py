@@ -46,7 +46,7 @@ from refcount_starter.supervisor import (
 
 from .cluster import cluster_transport, cluster_url
 from .conftest import HEARTBEAT_INTERVAL, HEARTBEAT_MISSES
-from .nodeproc import node_process
+from .nodeproc import node_process, wait_until_subscribed
 from .test_processes import statistics_of
 from .test_starter_across_nodes import processes_on, remote_supervisor, wait_for_stats
 
@@ -227,6 +227,11 @@ async def test_a_partition_shorter_than_the_bound(cluster: LocalCluster, tmp_pat
         await anyio.to_thread.run_sync(cluster.isolate, 1)
         await _on_a(w, 4)  # during the cut too: both children, the owner and the starter
         await anyio.to_thread.run_sync(cluster.heal)
+        # The routes are back; the servers exchange their subscriptions over them. Anything
+        # sent across before that would be lost (and would end its session, never silently),
+        # so wait until each side's server knows the other side's nodes again.
+        for server, node in ((1, "a"), (1, "c"), (1, "t"), (0, "b"), (0, "u"), (2, "b")):
+            await wait_until_subscribed(cluster.url(server), node)
         assert time.monotonic() - cut_at < HEARTBEAT_INTERVAL * SHORT_MISSES - 1.0
 
         # Every session went on: calls across the healed cut succeed in the same sessions.
