@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE.png", help="draw live processes against cycles (needs matplotlib)"
     )
     demo.add_argument("--nats", metavar="URL", help="run across two nodes connected through this NATS server")
+    demo.add_argument(
+        "--cluster",
+        action="store_true",
+        help="with --nats: run three local nats-servers instead, cut one off and heal it, and print what each side saw",
+    )
 
     bench = commands.add_parser(
         "bench",
@@ -135,6 +140,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.cluster:
+        from .demo_nats import run_cluster_demo
+
+        return run_cluster_demo(as_json=args.json)
     from .demo import run_demo
 
     return run_demo(args)

@@ -201,9 +201,9 @@ async def test_malformed_and_unregistered_payloads_are_dropped_and_counted(
         payloads = [
             b"\xc1 not msgpack",
             b"",
-            msgspec.msgpack.encode([2, 0, "intruder"]),  # a header cut short
+            msgspec.msgpack.encode([3, 0, "intruder"]),  # a header cut short
             msgspec.msgpack.encode([1, 0, "intruder", 1, 1, 0, msgspec.Raw(unknown_type)]),  # old version
-            msgspec.msgpack.encode([2, 0, "other", 1, 1, 0, msgspec.Raw(encode({"not": "a signal"}))]),
+            msgspec.msgpack.encode([3, 0, "other", 1, 1, 0, msgspec.Raw(encode({"not": "a signal"}))]),
         ]
         raw = await nats.connect(nats_server.url, user="node", password="node-secret")
         try:
