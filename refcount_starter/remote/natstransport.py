@@ -393,14 +393,14 @@ class NatsTransport:
     def send(self, signal: Signal) -> None:
         """Queue ``signal`` for its node; never blocks.
 
+        For an exit reason the node sends by itself (a link's exit signal, a ``Down``),
+        neither error below is raised: the reason is replaced by a ``Crashed`` describing
+        it, so that the link or monitor still fires.
+
         Raises:
             TypeError: The signal holds a value that cannot be encoded (the codec's error).
             MessageTooLarge: Its encoding is larger than ``max_message_size``; nothing was
                 sent.
-
-            For an exit reason the node sends by itself (a link's exit signal, a ``Down``),
-            neither is raised: the reason is replaced by a ``Crashed`` describing it, so that
-            the link or monitor still fires.
         """
         node = self._node
         name = destination_node(signal)

@@ -129,6 +129,20 @@ class AnyoneStarts(RealProtocol):
         return proto.step(state, event)
 
 
+class IgnoresDown(RealProtocol):
+    """A mutant: the real protocol, except that a holder's ``Down`` drops nothing (as if the
+    references of holders cut off by a partition were kept). The partition searches must
+    catch it."""
+
+    def step(self, state: Any, event: proto.Event) -> tuple[Any, tuple[proto.Command, ...]]:
+        if isinstance(event, proto.HolderDown) and event.holder != state.owner:
+            return state, ()
+        return proto.step(state, event)
+
+    def check(self, state: Any) -> None:
+        pass  # its monitors no longer match its holders; the leak is what must show
+
+
 class NaiveCounter:
     """A bare integer count, the design the original discussion feared (option 2 done badly):
     anonymous increments and decrements, holders not monitored."""

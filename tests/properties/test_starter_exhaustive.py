@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from typing import Any
 
 import attrs
-
-from refcount_starter.starter import protocol as proto
 
 from . import starter_model as m
 
@@ -154,23 +151,10 @@ def test_every_interleaving_of_a_partition_with_a_shared_key_and_a_crash_is_safe
     assert outcome.violation is None, report(outcome)
 
 
-class IgnoresDown(m.RealProtocol):
-    """A mutant: the real protocol, except that a holder's ``Down`` drops nothing (as if the
-    references of holders on the other side of a partition were kept)."""
-
-    def step(self, state: Any, event: proto.Event) -> tuple[Any, tuple[proto.Command, ...]]:
-        if isinstance(event, proto.HolderDown) and event.holder != state.owner:
-            return state, ()
-        return proto.step(state, event)
-
-    def check(self, state: Any) -> None:
-        pass  # its monitors no longer match its holders; the leak is what must show
-
-
 def test_the_partition_search_catches_a_starter_that_keeps_the_cut_off_holders() -> None:
     """Mutation check: a starter that keeps the references of holders cut off by a partition
     leaks once they re-acquire and let go after the heal, and the search says so."""
-    outcome = explore(IgnoresDown(), slots=TWO_KEYS, **PARTITION)
+    outcome = explore(m.IgnoresDown(), slots=TWO_KEYS, **PARTITION)
     assert outcome.violation is not None and outcome.violation.startswith("L1"), report(outcome)
     assert any(label.startswith("PARTITION") for label in outcome.trace)
 
