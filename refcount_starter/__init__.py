@@ -9,7 +9,9 @@ The public names, each defined in one subpackage and re-exported here once:
 - the reference-counted starter (``refcount_starter.starter``): ``spawn_child_starter``,
   ``Starter``, ``StarterProcess``;
 - several nodes (``refcount_starter.remote``): ``remotable`` and, with the ``nats`` extra,
-  ``NatsTransport``.
+  ``NatsTransport``: imported on first use, so it is not in ``__all__`` and
+  ``from refcount_starter import *`` works without the extra;
+- ``RefcountStarterError``, the root of every error the library raises (ADR-0010).
 """
 
 import logging as _logging
@@ -39,8 +41,10 @@ from .runtime import (
     Pid,
     Process,
     ProcessExit,
+    ProcessInfo,
     ProcessNotAlive,
     Ref,
+    RefcountStarterError,
     Reply,
     Shutdown,
     Transport,
@@ -51,6 +55,7 @@ from .starter import (
     StarterProcess,
     StarterRefused,
     StarterStatistics,
+    StarterUnresponsive,
     spawn_child_starter,
 )
 from .supervisor import (
@@ -62,6 +67,7 @@ from .supervisor import (
     TEMPORARY,
     TRANSIENT,
     WORKER,
+    WORKER_START_TIMEOUT,
     AlreadyRunning,
     BadClosure,
     Child,
@@ -73,9 +79,12 @@ from .supervisor import (
     ChildSpec,
     ChildStart,
     ChildStartIgnored,
+    ChildStatus,
     ChildStopped,
     ChildType,
     DuplicateChild,
+    InitAck,
+    InitTimeout,
     LocalStart,
     ParallelShutdown,
     ReachedMaxRestartIntensity,
@@ -97,6 +106,7 @@ from .supervisor import (
     Supervisor,
     SupervisorError,
     SupervisorExited,
+    SupervisorStart,
     SupervisorStatistics,
 )
 
@@ -111,6 +121,7 @@ __all__ = [
     "TEMPORARY",
     "TRANSIENT",
     "WORKER",
+    "WORKER_START_TIMEOUT",
     "Address",
     "AlreadyRunning",
     "BadClosure",
@@ -126,6 +137,7 @@ __all__ = [
     "ChildSpec",
     "ChildStart",
     "ChildStartIgnored",
+    "ChildStatus",
     "ChildStopped",
     "ChildType",
     "Crashed",
@@ -134,12 +146,13 @@ __all__ = [
     "ExitReason",
     "ExitSignal",
     "InMemoryNetwork",
+    "InitAck",
+    "InitTimeout",
     "Kill",
     "Killed",
     "LocalStart",
     "NameNotRegistered",
     "NameTaken",
-    "NatsTransport",
     "NoConnection",
     "NoProc",
     "Node",
@@ -149,9 +162,11 @@ __all__ = [
     "Pid",
     "Process",
     "ProcessExit",
+    "ProcessInfo",
     "ProcessNotAlive",
     "ReachedMaxRestartIntensity",
     "Ref",
+    "RefcountStarterError",
     "RemoteTable",
     "Reply",
     "RestartAll",
@@ -173,11 +188,13 @@ __all__ = [
     "StarterProcess",
     "StarterRefused",
     "StarterStatistics",
+    "StarterUnresponsive",
     "StopImmediately",
     "StopTimeout",
     "Supervisor",
     "SupervisorError",
     "SupervisorExited",
+    "SupervisorStart",
     "SupervisorStatistics",
     "Transport",
     "__version__",
@@ -191,9 +208,14 @@ _logging.getLogger("refcount_starter").addHandler(_logging.NullHandler())
 
 
 def __getattr__(name: str) -> _Any:
-    # The NATS transport needs the ``nats`` extra; import it only when asked for.
+    # The NATS transport needs the ``nats`` extra; import it only when asked for. It is not
+    # in __all__, so that ``from refcount_starter import *`` works without the extra.
     if name == "NatsTransport":
-        from .remote import NatsTransport
-
+        try:
+            from .remote import NatsTransport
+        except ImportError as exc:
+            raise ImportError(
+                f"NatsTransport needs the nats extra (pip install 'refcount_starter[nats]'): {exc}"
+            ) from exc
         return NatsTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +24,7 @@ from .runtime import Call, Kill, Node, Pid, Process, Ref
 from .starter import Starter, spawn_child_starter
 from .supervisor import TRANSIENT, ChildKey, ChildSpec, ChildStart, RestartOne, StarterGone
 
-__all__ = ["DemoReport", "run_demo"]
+__all__ = ["DemoReport", "check_plot_file", "run_demo"]
 
 
 async def worker(p: Process) -> None:
@@ -195,6 +197,54 @@ def _text(report: DemoReport) -> str:
         f"  StarterGone: {report.stale_copy_error}",
     ]
     return "\n".join(lines)
+
+
+def check_plot_file(path: str) -> None:
+    """Check, before the run, that ``--plot`` can draw to ``path``.
+
+    The check opens the file as the plot will (and removes it again if it did not exist),
+    so that a missing folder, a folder that is not writable or a name the file system
+    refuses fails now, not after the cycles have run.
+
+    Args:
+        path: The picture's file name; its extension is the format (``.png``, ``.svg``, ...).
+
+    Raises:
+        ValueError: matplotlib is not installed, the extension is not a format matplotlib
+            writes here, or the file cannot be written (the message says why).
+    """
+    shown = repr(path) if len(path) <= 80 else repr(path[:80]) + "..."
+    if not path or "\0" in path:
+        raise ValueError(f"expected a file name such as dpp84.png, got {shown}")
+    try:
+        import matplotlib
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ValueError("--plot needs matplotlib (pip install 'refcount_starter[plot]')") from None
+    if os.path.isdir(path):
+        raise ValueError(f"cannot draw to {shown}: it is a folder; name a file in it")
+    formats = set(FigureCanvasBase.get_supported_filetypes())
+    if shutil.which(matplotlib.rcParams["pgf.texsystem"]) is None:
+        formats.discard("pgf")  # matplotlib writes .pgf only through a TeX installation
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    if extension not in formats:
+        raise ValueError(
+            f"cannot draw to {shown}: expected a file name ending in one of "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab" if existed else "xb"):
+            pass
+    except FileNotFoundError:
+        raise ValueError(f"cannot draw to {shown}: the folder {folder!r} does not exist") from None
+    except NotADirectoryError:
+        raise ValueError(f"cannot draw to {shown}: {folder!r} is not a folder") from None
+    except OSError as exc:
+        raise ValueError(f"cannot draw to {shown}: {exc.strerror or exc}") from None
+    if not existed:
+        os.remove(path)
 
 
 def _plot(report: DemoReport, path: str) -> None:

@@ -91,6 +91,13 @@ def run_node(argv: Sequence[str]) -> int:
         args = build_parser().parse_args(list(argv))
     except SystemExit as exc:
         return int(exc.code or 0)
+    from .cli import check_node_arguments
+
+    try:
+        check_node_arguments(args)  # before any import, connection or log setup
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for module in args.imports:
         try:
@@ -117,6 +124,7 @@ def run_node(argv: Sequence[str]) -> int:
 
 
 async def _serve(args: argparse.Namespace, options: NatsOptions) -> None:
+    from .observe.cluster import start_snapshot_service
     from .remote.natstransport import NatsTransport
     from .remote.service import INFO, serve_info, start_spawner
     from .runtime import Node
@@ -126,6 +134,7 @@ async def _serve(args: argparse.Namespace, options: NatsOptions) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with Node(args.name, transport=transport) as node:
             start_spawner(node)
+            start_snapshot_service(node, transport)  # observers on other nodes see this one
             node.spawn(serve_info, transport.statistics, name=INFO)
             print(f"READY {node.name} {node.incarnation}", flush=True)
             async for signum in signals:

@@ -11,6 +11,8 @@ import ast
 import enum
 import inspect
 import re
+import subprocess
+import sys
 import textwrap
 import types
 from collections.abc import Callable, Iterator
@@ -172,7 +174,11 @@ def _documentation_problems(name: str) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("name", sorted(set(refcount_starter.__all__) - {"__version__"}))
+# Public at the top level, but imported on first use (the nats extra), so not in __all__.
+_LAZY_PUBLIC = {"NatsTransport"}
+
+
+@pytest.mark.parametrize("name", sorted((set(refcount_starter.__all__) | _LAZY_PUBLIC) - {"__version__"}))
 def test_public_name_documents_its_arguments_and_errors(name: str) -> None:
     """A public class or function documents each parameter, and ``Raises:`` where it raises."""
     problems = _documentation_problems(name)
@@ -191,3 +197,41 @@ def test_the_strict_check_catches_an_undocumented_function() -> None:
         "careless: parameters not documented: count",
         "careless: raises, but has no 'Raises:' section",
     ]
+
+
+# -- the nats extra is optional ----------------------------------------------------------------
+
+_WITHOUT_NATS = "import sys; sys.modules['msgspec'] = None; sys.modules['nats'] = None; "
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_import_star_works_without_the_nats_extra() -> None:
+    """Regression: ``from refcount_starter import *`` failed without msgspec (NatsTransport in ``__all__``)."""
+    result = _python(
+        _WITHOUT_NATS + "from refcount_starter import *; print(Node.__name__, ChildSpec.__name__)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Node", "ChildSpec"]
+
+
+def test_nats_transport_without_the_extra_is_an_import_error_naming_it() -> None:
+    """Asking for NatsTransport without the extra raises ImportError that says which extra to install."""
+    result = _python(_WITHOUT_NATS + "from refcount_starter import NatsTransport")
+    assert result.returncode == 1
+    assert "ImportError: NatsTransport needs the nats extra" in result.stderr
+
+
+def test_nats_transport_imports_from_the_top_level_with_the_extra() -> None:
+    """With the nats extra installed, ``from refcount_starter import NatsTransport`` works."""
+    pytest.importorskip("msgspec")
+    pytest.importorskip("nats")
+    from refcount_starter import NatsTransport
+    from refcount_starter.remote.natstransport import NatsTransport as defined
+
+    assert NatsTransport is defined
+    assert "NatsTransport" not in refcount_starter.__all__

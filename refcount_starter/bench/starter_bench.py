@@ -16,7 +16,7 @@ from .. import supervisor
 from ..runtime import Node, Process
 from ..starter import spawn_child_starter
 from ..supervisor import TRANSIENT, ChildSpec, RestartOne
-from .runtime_bench import _spawn_base
+from .runtime_bench import spawn_baseline
 from .suite import Options, Result, benchmark, interleave
 
 
@@ -62,8 +62,8 @@ async def _shared_cycles(n: int) -> float:
 async def dpp84_cycle(options: Options) -> list[Result]:
     """DPP-84 cycles per second against raw anyio spawn + stop; and the shared-starter cycle."""
     n = options.size(5_000, 1_000)
-    ours, base = await interleave(options, lambda: _dpp84_cycles(n), lambda: _spawn_base(n))
-    shared, base2 = await interleave(options, lambda: _shared_cycles(n), lambda: _spawn_base(n))
+    ours, base = await interleave(options, lambda: _dpp84_cycles(n), lambda: spawn_baseline(n))
+    shared, base2 = await interleave(options, lambda: _shared_cycles(n), lambda: spawn_baseline(n))
     return [
         Result.compare("dpp84_cycle", ours, base, "cycles/s", higher_is_better=True, target=0.5),
         Result.compare("shared_starter_cycle", shared, base2, "cycles/s", higher_is_better=True),
@@ -76,7 +76,7 @@ async def dpp84_cycle(options: Options) -> list[Result]:
 async def _heap_growth(warmup: int, cycles: int, ours: bool) -> float:
     """Bytes of Python heap still held per cycle after ``cycles`` cycles (after a warm-up that
     fills the bounded tables, such as the node's recently-dead table)."""
-    run = _dpp84_cycles if ours else _spawn_base
+    run = _dpp84_cycles if ours else spawn_baseline
     tracemalloc.start()
     try:
         await run(warmup)

@@ -13,7 +13,16 @@ from typing import Any
 import anyio
 import attrs
 
-__all__ = ["BENCHMARKS", "Measure", "Options", "Result", "benchmark", "interleave", "run_suite"]
+__all__ = [
+    "BENCHMARKS",
+    "Measure",
+    "Options",
+    "Result",
+    "benchmark",
+    "benchmark_names",
+    "interleave",
+    "run_suite",
+]
 
 
 @attrs.frozen
@@ -142,6 +151,12 @@ def _load_all() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.{module}":
                 raise
+
+
+def benchmark_names() -> list[str]:
+    """Every benchmark's name, in the order they run (importing the modules that register them)."""
+    _load_all()
+    return list(BENCHMARKS)
 
 
 def run_suite(

@@ -11,26 +11,40 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .codec import DecodeError, decode, encode
-    from .errors import NatsAuthenticationError, NatsConnectError, TransportError, TransportNeedsAsyncio
+    from .codec import DecodeError, decode, encode, stand_in
+    from .errors import (
+        MessageTooLarge,
+        NatsAuthenticationError,
+        NatsConnectError,
+        NodeNameTaken,
+        TransportError,
+        TransportNeedsAsyncio,
+        Unencodable,
+    )
+    from .natsoptions import NatsOptions
     from .natstransport import NatsTransport, TransportStatistics
     from .registry import register_type, registers
     from .service import RemoteSpawnFailed, spawn_remote, start_spawner
 
 __all__ = [
     "DecodeError",
+    "MessageTooLarge",
     "NatsAuthenticationError",
     "NatsConnectError",
+    "NatsOptions",
     "NatsTransport",
+    "NodeNameTaken",
     "RemoteSpawnFailed",
     "TransportError",
     "TransportNeedsAsyncio",
     "TransportStatistics",
+    "Unencodable",
     "decode",
     "encode",
     "register_type",
     "registers",
     "spawn_remote",
+    "stand_in",
     "start_spawner",
 ]
 
@@ -38,6 +52,11 @@ _WHERE = {
     "DecodeError": "codec",
     "decode": "codec",
     "encode": "codec",
+    "stand_in": "codec",
+    "MessageTooLarge": "errors",
+    "NodeNameTaken": "errors",
+    "Unencodable": "errors",
+    "NatsOptions": "natsoptions",
     "register_type": "registry",
     "registers": "registry",
     "spawn_remote": "service",

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TypeVar, overload
 
-from ..runtime import ProcessFunction
+from ..runtime import ProcessFunction, RefcountStarterError
 
 __all__ = ["REMOTE_TABLE", "ClosureNameTaken", "RemoteTable", "UnknownClosure", "remotable"]
 
 F = TypeVar("F", bound=ProcessFunction)
 
 
-class UnknownClosure(LookupError):
+class UnknownClosure(RefcountStarterError, LookupError):
     """No function is registered under ``name`` in the table.
 
     Args:
@@ -35,7 +35,7 @@ class UnknownClosure(LookupError):
         )
 
 
-class ClosureNameTaken(ValueError):
+class ClosureNameTaken(RefcountStarterError, ValueError):
     """Another function is already registered under ``name``.
 
     Args:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..runtime.errors import RefcountStarterError
+
 __all__ = [
     "MessageTooLarge",
     "NatsAuthenticationError",
@@ -9,10 +11,11 @@ __all__ = [
     "NodeNameTaken",
     "TransportError",
     "TransportNeedsAsyncio",
+    "Unencodable",
 ]
 
 
-class TransportError(RuntimeError):
+class TransportError(RefcountStarterError, RuntimeError):
     """Base class of the transport's errors."""
 
 
@@ -50,6 +53,32 @@ class NatsAuthenticationError(NatsConnectError):
             f"the NATS server(s) {', '.join(self.servers)} refused this node's credentials "
             f"({self.cause}); check the token, user/password, nkey seed or client certificate"
         )
+
+
+class Unencodable(RefcountStarterError, TypeError):
+    """A value that cannot cross nodes; raised by the codec's ``encode``, so by ``send``,
+    ``call`` and ``reply`` towards another node, and nothing crossed.
+
+    The one error encoding raises, whatever the value holds: a type that is not registered
+    (or is refused), a ``str`` with a lone surrogate, an ``int`` beyond 4,300 decimal digits,
+    nesting deeper than the codec's limit, a cycle, a registered object that lacks one of its
+    fields. A ``TypeError``, so that code guarding a send with ``except TypeError`` keeps
+    working. Its text holds no lone surrogate, so it can itself cross nodes. See ADR-0008.
+
+    Args:
+        path: Where in the value the offending part is, e.g. ``"value.message[2]['k']"``.
+        type_name: The offending part's type, qualified by its module.
+        why: What is wrong with it and what can travel instead.
+    """
+
+    def __init__(self, path: str, type_name: str, why: str) -> None:
+        super().__init__(path, type_name, why)
+        self.path = path
+        self.type_name = type_name
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"{self.path} (type {self.type_name}) cannot cross nodes: {self.why}"
 
 
 class MessageTooLarge(TransportError):

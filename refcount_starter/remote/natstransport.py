@@ -38,7 +38,7 @@ from typing import Any, TypeGuard
 import attrs
 import msgspec
 
-from ..runtime.reasons import Crashed, NoConnection
+from ..runtime.reasons import NoConnection
 from ..runtime.signals import (
     CallSignal,
     DemonitorSignal,
@@ -55,7 +55,7 @@ from ..runtime.signals import (
 )
 from ..runtime.transport import NodeHooks
 from . import envelope as wire
-from .codec import DecodeError, decode, encode
+from .codec import DecodeError, decode, encode, stand_in
 from .connection import close_quietly, connect, safe_servers, suppress_all
 from .errors import (
     MessageTooLarge,
@@ -394,11 +394,11 @@ class NatsTransport:
         """Queue ``signal`` for its node; never blocks.
 
         For an exit reason the node sends by itself (a link's exit signal, a ``Down``),
-        neither error below is raised: the reason is replaced by a ``Crashed`` describing
-        it, so that the link or monitor still fires.
+        neither error below is raised: the reason is replaced by the codec's stand-in
+        (``codec.stand_in``), so that the link or monitor still fires.
 
         Raises:
-            TypeError: The signal holds a value that cannot be encoded (the codec's error).
+            Unencodable: The signal holds a value that cannot be encoded (a ``TypeError``).
             MessageTooLarge: Its encoding is larger than ``max_message_size``; nothing was
                 sent.
         """
@@ -432,31 +432,31 @@ class NatsTransport:
         limit = self.options.max_message_size
         try:
             body = encode(signal)
-        except (TypeError, ValueError, RecursionError) as exc:
+        except (TypeError, ValueError, RecursionError):
             # The codec refuses what it cannot encode with a TypeError; the node's own exit
             # signals are guarded against anything it may raise on the way (a lone surrogate,
             # a value nested too deep): a watcher must learn of the exit in any case.
             if not _sent_by_node(signal):
                 raise
-            return self._stand_in(signal, f"cannot cross nodes ({_printable(exc)})")
+            return self._stand_in(signal, None)
         if len(body) > limit:
             if _sent_by_node(signal):
                 return self._stand_in(
-                    signal, f"is {len(body)} bytes encoded, more than max_message_size ({limit})"
+                    signal, f"it is {len(body)} bytes encoded, more than max_message_size ({limit})"
                 )
             raise MessageTooLarge(name, len(body), limit)
         return body
 
     @staticmethod
-    def _stand_in(signal: DownSignal | ExitSignalSent, why: str) -> bytes:
-        # Sent by the node as a process exits: the watcher must still learn of it.
-        reason = signal.reason
-        stand_in = Crashed(
-            "refcount_starter.remote.UnencodableReason",
-            f"the exit reason {_printable(reason)} {why}",
+    def _stand_in(signal: DownSignal | ExitSignalSent, why: str | None) -> bytes:
+        # Sent by the node as a process exits: the watcher must still learn of it. The codec's
+        # stand-in keeps what it can of the reason (a Shutdown stays a Shutdown) and always
+        # encodes; the original is not formatted here (it may be nested too deeply to repr).
+        replacement = stand_in(signal.reason, why)
+        _log.warning(
+            "an exit reason cannot be sent (%s); sending %r instead", why or "unencodable", replacement
         )
-        _log.warning("an exit reason cannot be sent; sending %r instead", stand_in)
-        return encode(attrs.evolve(signal, reason=stand_in))
+        return encode(attrs.evolve(signal, reason=replacement))
 
     def _enqueue(self, peer: Peer, kind: int, body: bytes, signal: Signal | None) -> None:
         node, publisher = self._node, self._publisher
@@ -912,14 +912,3 @@ def _target_incarnation(signal: Signal) -> int | None:
 def _sent_by_node(signal: Signal) -> TypeGuard[DownSignal | ExitSignalSent]:
     # Exit reasons the node sends by itself as a process exits: watchers must learn of it.
     return type(signal) is DownSignal or (type(signal) is ExitSignalSent and signal.linked)
-
-
-def _printable(value: object, limit: int = 500) -> str:
-    # repr() as text that always encodes (lone surrogates escaped), cut to ``limit``; never
-    # raises (a repr that fails or recurses too deep is named by its type).
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} whose repr() fails>"
-    text = text[:limit] + ("..." if len(text) > limit else "")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -16,6 +16,7 @@ import attrs
 from ..runtime import pid as _pid
 from ..runtime import reasons as _reasons
 from ..runtime import signals as _signals
+from . import errors as _errors
 
 __all__ = [
     "is_registered",
@@ -46,7 +47,7 @@ class Entry:
 # Invariant: by_type and by_name hold the same entries, each under its own key.
 by_type: dict[type, Entry] = {}
 by_name: dict[str, Entry] = {}
-# Classes that must never cross nodes, with the sentence that says why (for the TypeError).
+# Classes that must never cross nodes, with the sentence that says why (for Unencodable).
 refused: dict[type, str] = {}
 
 
@@ -151,14 +152,14 @@ def register_type(cls: type, name: str, *, fields: Sequence[str] | None = None) 
 
 
 def refuse_type(cls: type, why: str) -> None:
-    """Mark ``cls`` as never crossing nodes: encoding one raises ``TypeError`` with ``why``.
+    """Mark ``cls`` as never crossing nodes: encoding one raises ``Unencodable`` with ``why``.
 
     For a type that cannot travel by design (a local function, an open resource), so that
     the sender reads why, and what to use instead, rather than a bare "not registered".
 
     Args:
         cls: The class.
-        why: The sentence the ``TypeError`` carries, e.g. "a LocalStart holds a local
+        why: The sentence the ``Unencodable`` carries, e.g. "a LocalStart holds a local
             function; use a RunClosure".
 
     Raises:
@@ -191,63 +192,57 @@ def registered_types() -> dict[str, type]:
 
 
 # -- the project's own types ----------------------------------------------------------------
+# Each wire name is written out, never derived from the class's name, so that renaming a
+# class cannot change the protocol; tests/remote/golden_wire.json pins them all (ADR-0008).
 
 
-def _register_all(prefix: str, classes: Iterable[type]) -> None:
-    for cls in classes:
-        register_type(cls, f"{prefix}.{cls.__name__}")
+def _register_all(pairs: Iterable[tuple[type, str]]) -> None:
+    for cls, name in pairs:
+        register_type(cls, name)
 
 
-_register_all("rs.pid", (_pid.Pid, _pid.Ref))
 _register_all(
-    "rs.reason",
     (
-        _reasons.Normal,
-        _reasons.Shutdown,
-        _reasons.Killed,
-        _reasons.Kill,
-        _reasons.Crashed,
-        _reasons.NoProc,
-        _reasons.NoConnection,
-        _reasons.ExitSignal,
-        _reasons.Down,
-    ),
+        (_pid.Pid, "rs.pid.Pid"),
+        (_pid.Ref, "rs.pid.Ref"),
+        (_reasons.Normal, "rs.reason.Normal"),
+        (_reasons.Shutdown, "rs.reason.Shutdown"),
+        (_reasons.Killed, "rs.reason.Killed"),
+        (_reasons.Kill, "rs.reason.Kill"),
+        (_reasons.Crashed, "rs.reason.Crashed"),
+        (_reasons.NoProc, "rs.reason.NoProc"),
+        (_reasons.NoConnection, "rs.reason.NoConnection"),
+        (_reasons.ExitSignal, "rs.reason.ExitSignal"),
+        (_reasons.Down, "rs.reason.Down"),
+        (_signals.Call, "rs.signal.Call"),
+        (_signals.Reply, "rs.signal.Reply"),
+        (_signals.MessageSignal, "rs.signal.MessageSignal"),
+        (_signals.NamedMessageSignal, "rs.signal.NamedMessageSignal"),
+        (_signals.LinkSignal, "rs.signal.LinkSignal"),
+        (_signals.UnlinkSignal, "rs.signal.UnlinkSignal"),
+        (_signals.ExitSignalSent, "rs.signal.ExitSignalSent"),
+        (_signals.MonitorSignal, "rs.signal.MonitorSignal"),
+        (_signals.DemonitorSignal, "rs.signal.DemonitorSignal"),
+        (_signals.DownSignal, "rs.signal.DownSignal"),
+        (_signals.CallSignal, "rs.signal.CallSignal"),
+        (_signals.ReplySignal, "rs.signal.ReplySignal"),
+        # Builtin exceptions travel as their args, so that a reply carrying one (a
+        # supervisor's ``Failed(TypeError(...))``) can cross nodes.
+        (Exception, "rs.exc.Exception"),
+        (ArithmeticError, "rs.exc.ArithmeticError"),
+        (AssertionError, "rs.exc.AssertionError"),
+        (KeyError, "rs.exc.KeyError"),
+        (LookupError, "rs.exc.LookupError"),
+        (NotImplementedError, "rs.exc.NotImplementedError"),
+        (RuntimeError, "rs.exc.RuntimeError"),
+        (TimeoutError, "rs.exc.TimeoutError"),
+        (TypeError, "rs.exc.TypeError"),
+        (ValueError, "rs.exc.ValueError"),
+        (ZeroDivisionError, "rs.exc.ZeroDivisionError"),
+        # The codec's own refusal, so that a reply can carry it (a supervisor's ``Failed``).
+        (_errors.Unencodable, "rs.remote.Unencodable"),
+    )
 )
-_register_all(
-    "rs.signal",
-    (
-        _signals.Call,
-        _signals.Reply,
-        _signals.MessageSignal,
-        _signals.NamedMessageSignal,
-        _signals.LinkSignal,
-        _signals.UnlinkSignal,
-        _signals.ExitSignalSent,
-        _signals.MonitorSignal,
-        _signals.DemonitorSignal,
-        _signals.DownSignal,
-        _signals.CallSignal,
-        _signals.ReplySignal,
-    ),
-)
-
-
-# Builtin exceptions travel as their args, so that a reply carrying one (a supervisor's
-# ``Failed(TypeError(...))``) can cross nodes.
-for _exception in (
-    Exception,
-    ArithmeticError,
-    AssertionError,
-    KeyError,
-    LookupError,
-    NotImplementedError,
-    RuntimeError,
-    TimeoutError,
-    TypeError,
-    ValueError,
-    ZeroDivisionError,
-):
-    register_type(_exception, f"rs.exc.{_exception.__name__}")
 
 
 def registers(name: str) -> Callable[[type], type]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ..runtime import Call, Node, Pid, Process, Ref
+from ..runtime import Call, Node, Pid, Process, Ref, RefcountStarterError
 from .closures import REMOTE_TABLE, RemoteTable, UnknownClosure
 from .codec import register_type
 
@@ -72,7 +72,7 @@ register_type(SpawnReply, "rs.remote.SpawnReply")
 register_type(SpawnRefused, "rs.remote.SpawnRefused")
 
 
-class RemoteSpawnFailed(RuntimeError):
+class RemoteSpawnFailed(RefcountStarterError, RuntimeError):
     """A ``spawn_remote`` that did not start a process.
 
     Args:

@@ -30,6 +30,8 @@ from typing import Any
 
 import attrs
 
+from ..runtime.errors import RefcountStarterError
+
 __all__ = ["FragmentError", "Peer", "PeerState", "Received"]
 
 
@@ -63,7 +65,7 @@ class Received:
     verify: bool = False
 
 
-class FragmentError(ValueError):
+class FragmentError(RefcountStarterError, ValueError):
     """Fragments that cannot make a signal: too large in all, or interrupted."""
 
 

@@ -8,7 +8,10 @@ from .errors import (
     NodeNotRunning,
     ProcessExit,
     ProcessNotAlive,
+    RefcountStarterError,
 )
+from .info import ProcessInfo, log_fields
+from .mailbox import BUDGET
 from .node import Address, Node
 from .pid import Pid, Ref
 from .process import Process, ProcessFunction
@@ -29,6 +32,7 @@ from .signals import Call, Reply
 from .transport import InMemoryNetwork, InMemoryTransport, NodeHooks, Transport
 
 __all__ = [
+    "BUDGET",
     "Address",
     "Call",
     "CallFailed",
@@ -53,10 +57,13 @@ __all__ = [
     "Process",
     "ProcessExit",
     "ProcessFunction",
+    "ProcessInfo",
     "ProcessNotAlive",
     "Ref",
+    "RefcountStarterError",
     "Reply",
     "Shutdown",
     "Transport",
     "is_normal",
+    "log_fields",
 ]

@@ -17,7 +17,17 @@ __all__ = [
     "NodeNotRunning",
     "ProcessExit",
     "ProcessNotAlive",
+    "RefcountStarterError",
 ]
+
+
+class RefcountStarterError(Exception):
+    """The root of the errors this library raises: ``except RefcountStarterError`` catches
+    every one of them, and each also keeps the standard base a caller may catch it by
+    (``LookupError``, ``ValueError``, ``TimeoutError``, ``RuntimeError``).
+
+    ``ProcessExit`` is not one: it is a process's exit, not an error (see ADR-0010, "Errors").
+    """
 
 
 class ProcessExit(Exception):
@@ -41,7 +51,7 @@ class ProcessExit(Exception):
         return f"process exited: {self.reason!r}"
 
 
-class CallFailed(Exception):
+class CallFailed(RefcountStarterError):
     """A ``call`` whose callee exited (or was unknown) before it replied.
 
     Args:
@@ -59,7 +69,7 @@ class CallFailed(Exception):
         return f"call to {self.target} failed: the callee exited with {self.reason!r}"
 
 
-class CallTimeout(TimeoutError):
+class CallTimeout(RefcountStarterError, TimeoutError):
     """A ``call`` that got no reply within its timeout (the callee is still alive).
 
     Args:
@@ -76,7 +86,7 @@ class CallTimeout(TimeoutError):
         return f"call to {self.target} got no reply within {self.timeout} s"
 
 
-class ProcessNotAlive(LookupError):
+class ProcessNotAlive(RefcountStarterError, LookupError):
     """An operation that needs a live local process was given a dead or unknown pid.
 
     Args:
@@ -93,7 +103,7 @@ class ProcessNotAlive(LookupError):
         return f"process {self.pid} is not alive: {self.reason!r}"
 
 
-class NameNotRegistered(LookupError):
+class NameNotRegistered(RefcountStarterError, LookupError):
     """A send or lookup by a name that no live process holds.
 
     Args:
@@ -110,7 +120,7 @@ class NameNotRegistered(LookupError):
         return f"no process is registered as {self.name!r} on node {self.node!r}"
 
 
-class NameTaken(ValueError):
+class NameTaken(RefcountStarterError, ValueError):
     """``register`` of a name that another live process already holds.
 
     Args:
@@ -127,5 +137,5 @@ class NameTaken(ValueError):
         return f"the name {self.name!r} is already registered to {self.holder}"
 
 
-class NodeNotRunning(RuntimeError):
+class NodeNotRunning(RefcountStarterError, RuntimeError):
     """An operation on a ``Node`` outside its ``async with`` block."""

@@ -11,9 +11,10 @@ import asyncio
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
+from itertools import islice
 from typing import Any
 
-__all__ = ["Mailbox", "Match", "mailbox_class", "to_predicate"]
+__all__ = ["BUDGET", "Mailbox", "Match", "mailbox_class", "to_predicate"]
 
 #: What a selective receive accepts: a type, a tuple of types, or nothing (any message).
 Match = type | tuple[type, ...] | None
@@ -43,95 +44,173 @@ def to_predicate(match: Match, where: Callable[[Any], bool] | None) -> Callable[
     return lambda message: isinstance(message, kinds) and where(message)
 
 
-class Mailbox:
-    """Messages in arrival order; ``receive`` takes the oldest one that matches."""
+#: How many receives a process may complete in a row without waiting before its next
+#: receive yields to the other tasks (ADR-0010): Tokio's cooperative budget, in receives.
+BUDGET = 128
 
-    __slots__ = ("_items", "_waiter")
+
+def _find(items: deque[Any], predicate: Callable[[Any], bool], start: int) -> int:
+    """The index of the oldest message at or after ``start`` that matches, or -1.
+
+    Linear in the messages it looks at: a deque is indexed in O(distance to its nearer end),
+    so the scan never indexes from the front; it iterates, after skipping ``start`` messages
+    in C or copying the last ``len - start`` ones, whichever is shorter.
+    """
+    length = len(items)
+    tail = length - start
+    if start <= tail:
+        for index, message in enumerate(islice(items, start, None) if start else items, start):
+            if predicate(message):
+                return index
+        return -1
+    # A resumed scan or a call's marker near the end: only the newest messages are looked at.
+    newest = list(islice(reversed(items), tail))
+    for offset, message in enumerate(reversed(newest)):
+        if predicate(message):
+            return start + offset
+    return -1
+
+
+class Mailbox(deque[Any]):
+    """Messages in arrival order; ``receive`` takes the oldest one that matches.
+
+    The mailbox is the deque of its messages itself (one object per process, and ``len`` in
+    C); only its reader removes messages.
+
+    Every receive counts against a budget of ``BUDGET`` receives; a receive that finds its
+    message after the budget is spent first yields to the other tasks (a checkpoint, where a
+    pending kill or cancellation lands). A wait refills the budget. ``exhaust`` empties it, so
+    that the next receive is a checkpoint (a kill calls it).
+    """
+
+    __slots__ = ("_budget", "_waiter")
 
     def __init__(self) -> None:
-        self._items: deque[Any] = deque()
+        super().__init__()
         self._waiter: Any = None
-
-    def __len__(self) -> int:
-        return len(self._items)
+        self._budget = BUDGET
 
     def put(self, message: Any) -> None:
         """Append ``message`` and wake the reader if it is parked."""
-        self._items.append(message)
+        self.append(message)
         if self._waiter is not None:
             self._wake()
 
+    @property
+    def waiting(self) -> bool:
+        """Whether the reader is parked, waiting for a message."""
+        return self._waiter is not None
+
+    def exhaust(self) -> None:
+        """Make the next receive a checkpoint (the process was killed or must yield)."""
+        self._budget = 0
+
     def take(self, predicate: Callable[[Any], bool] | None) -> tuple[bool, Any]:
         """Take the oldest matching message without waiting: ``(found, message)``."""
-        items = self._items
+        items = self
         if predicate is None:
             if items:
                 return True, items.popleft()
             return False, None
-        for index, message in enumerate(items):
-            if predicate(message):
-                del items[index]
-                return True, message
-        return False, None
+        index = _find(items, predicate, 0)
+        if index < 0:
+            return False, None
+        message = items[index]
+        del items[index]
+        return True, message
 
-    def remove_all(self, predicate: Callable[[Any], bool]) -> int:
-        """Remove every message that matches; return how many went."""
-        items = self._items
-        if not items:
+    def remove_all(self, predicate: Callable[[Any], bool], start: int = 0) -> int:
+        """Remove every message from index ``start`` on that matches; return how many went."""
+        items = self
+        if len(items) <= start:
             return 0
-        kept = [m for m in items if not predicate(m)]
-        removed = len(items) - len(kept)
-        if removed:
-            items.clear()
-            items.extend(kept)
-        return removed
+        if start == 0:
+            kept = [m for m in items if not predicate(m)]
+            removed = len(items) - len(kept)
+            if removed:
+                items.clear()
+                items.extend(kept)
+            return removed
+        newest = [items.pop() for _ in range(len(items) - start)]
+        newest.reverse()
+        kept = [m for m in newest if not predicate(m)]
+        items.extend(kept)
+        return len(newest) - len(kept)
+
+    def take_all(self) -> list[Any]:
+        """Take every queued message, oldest first."""
+        taken = list(self)
+        self.clear()
+        return taken
 
     def snapshot(self) -> list[Any]:
         """The queued messages, oldest first (for inspection and tests)."""
-        return list(self._items)
+        return list(self)
 
-    async def receive(self, predicate: Callable[[Any], bool] | None, timeout: float | None) -> Any:
-        """Take the oldest matching message, waiting up to ``timeout`` seconds for one.
+    async def receive(self, predicate: Callable[[Any], bool] | None, timeout: float, start: int = 0) -> Any:
+        """Take the oldest matching message (from index ``start`` on), waiting up to
+        ``timeout`` seconds for one.
 
         Raises:
             TimeoutError: No matching message arrived in time.
         """
-        if timeout is None:
-            return await self._receive(predicate)
-        found, message = self.take(predicate)
+        found, message = await self._receive_until(predicate, timeout, start)
         if found:
             return message
-        if timeout > 0:
-            found, message = await self._receive_until(predicate, self._now() + timeout)
-            if found:
-                return message
         raise TimeoutError(f"no matching message within {timeout} s")
 
-    async def _receive(self, predicate: Callable[[Any], bool] | None) -> Any:
-        items = self._items
+    async def _receive(self, predicate: Callable[[Any], bool] | None, start: int = 0) -> Any:
+        """Take the oldest matching message from index ``start`` on, waiting as long as it
+        takes. Only the reader removes messages, so the indices it has looked at stay valid
+        while it waits."""
+        items = self
         if predicate is None:
+            if items:
+                budget = self._budget - 1
+                if budget > 0:
+                    self._budget = budget
+                    return items.popleft()
+                await self._checkpoint()
+                self._budget = BUDGET
+                if items:
+                    return items.popleft()
             while not items:
                 waiter = self._wait()
                 try:
                     await waiter
                 finally:
                     self._waiter = None
+            self._budget = BUDGET
             return items.popleft()
-        # Resume the scan where the last one stopped: only the reader removes messages.
-        index = 0
+        index = start
+        waited = False
         while True:
             length = len(items)
-            while index < length:
-                message = items[index]
-                if predicate(message):
-                    del items[index]
+            if index < length:
+                # The oldest candidate first, inline: it is the match nearly always.
+                if predicate(items[index]):
+                    found = index
+                else:
+                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
+                if found >= 0:
+                    if waited:
+                        self._budget = BUDGET
+                    else:
+                        budget = self._budget - 1
+                        if budget <= 0:
+                            await self._checkpoint()
+                            budget = BUDGET
+                        self._budget = budget
+                    message = items[found]
+                    del items[found]
                     return message
-                index += 1
+                index = length
             waiter = self._wait()
             try:
                 await waiter
             finally:
                 self._waiter = None
+            waited = True
 
     def _wait(self) -> Awaitable[None]:
         """What to await for the next message, with no deadline. The reader clears
@@ -142,27 +221,52 @@ class Mailbox:
         return self._park(None)
 
     async def _receive_until(
-        self, predicate: Callable[[Any], bool] | None, deadline: float
+        self, predicate: Callable[[Any], bool] | None, timeout: float, start: int
     ) -> tuple[bool, Any]:
-        items = self._items
-        index = 0
+        items = self
+        index = start
+        deadline: float | None = None
+        waited = False
         while True:
-            if predicate is None:
-                if items:
-                    return True, items.popleft()
-            else:
-                length = len(items)
-                while index < length:
-                    message = items[index]
-                    if predicate(message):
-                        del items[index]
-                        return True, message
-                    index += 1
-            if self._now() >= deadline:
+            length = len(items)
+            if index < length:
+                if predicate is None or predicate(items[index]):
+                    found = index
+                else:
+                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
+                if found >= 0:
+                    if waited:
+                        self._budget = BUDGET
+                    else:
+                        budget = self._budget - 1
+                        if budget <= 0:
+                            await self._checkpoint()
+                            budget = BUDGET
+                        self._budget = budget
+                    message = items[found]
+                    del items[found]
+                    return True, message
+                index = length
+            if deadline is None:
+                if timeout <= 0:
+                    # Only a look; it still counts against the budget, as a receive.
+                    budget = self._budget - 1
+                    if budget <= 0:
+                        await self._checkpoint()
+                        budget = BUDGET
+                    self._budget = budget
+                    return False, None
+                deadline = self._now() + timeout
+            elif self._now() >= deadline:
                 return False, None
             await self._park(deadline)
+            waited = True
 
     def _now(self) -> float:
+        raise NotImplementedError
+
+    async def _checkpoint(self) -> None:
+        """Let the other tasks run once; a pending kill or cancellation is raised here."""
         raise NotImplementedError
 
     async def _park(self, deadline: float | None) -> None:
@@ -182,6 +286,7 @@ def _second_reader() -> RuntimeError:
 
 _Future = asyncio.Future
 _running_loop = asyncio.get_running_loop
+_sleep = asyncio.sleep
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -201,7 +306,7 @@ class AsyncioMailbox(Mailbox):
 
     def put(self, message: Any) -> None:
         """Append ``message`` and wake the reader if it is parked."""
-        self._items.append(message)
+        self.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -215,6 +320,9 @@ class AsyncioMailbox(Mailbox):
 
     def _now(self) -> float:
         return _running_loop().time()
+
+    async def _checkpoint(self) -> None:
+        await _sleep(0)
 
     async def _park(self, deadline: float | None) -> None:
         if self._waiter is not None:
@@ -236,31 +344,41 @@ class AsyncioMailbox(Mailbox):
 
 
 class TrioMailbox(Mailbox):
-    """The reader parks with ``trio.lowlevel.wait_task_rescheduled``."""
+    """The reader parks with ``trio.lowlevel.wait_task_rescheduled``.
+
+    Its names are bound once, when a node first runs on trio (``mailbox_class``); a wait
+    with no deadline returns trio's trap itself, with no coroutine frame of its own.
+    """
 
     __slots__ = ()
 
     def _now(self) -> float:
-        return float(_trio().current_time())
+        return float(_trio.current_time())
 
-    async def _park(self, deadline: float | None) -> None:
-        if self._waiter is not None:
-            raise _second_reader()
-        trio = _trio()
-        self._waiter = trio.lowlevel.current_task()
+    async def _checkpoint(self) -> None:
+        await _trio.lowlevel.checkpoint()
 
-        def abort(_: object) -> Any:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
+    def _wait(self) -> Awaitable[None]:
         # _waiter stays set (to _WOKEN once woken) until the reader runs again, so that a
         # second reader is caught even between the wake-up and the resume.
+        if self._waiter is not None:
+            raise _second_reader()
+        lowlevel = _trio.lowlevel
+        self._waiter = lowlevel.current_task()
+        return lowlevel.wait_task_rescheduled(self._abort)  # type: ignore[no-any-return]
+
+    def _abort(self, _: object) -> Any:
+        self._waiter = None
+        return _trio.lowlevel.Abort.SUCCEEDED
+
+    async def _park(self, deadline: float | None) -> None:
+        waiter = self._wait()
         try:
             if deadline is None:
-                await trio.lowlevel.wait_task_rescheduled(abort)
+                await waiter
             else:
-                with trio.move_on_at(deadline):
-                    await trio.lowlevel.wait_task_rescheduled(abort)
+                with _trio.move_on_at(deadline):
+                    await waiter
         finally:
             self._waiter = None
 
@@ -269,17 +387,15 @@ class TrioMailbox(Mailbox):
         if task is _WOKEN:
             return
         self._waiter = _WOKEN
-        _trio().lowlevel.reschedule(task)
+        _trio.lowlevel.reschedule(task)
 
 
 #: The trio reader was rescheduled and has not run yet.
 _WOKEN = object()
 
 
-def _trio() -> Any:
-    import trio
-
-    return trio
+#: The trio module, once a node has run on trio.
+_trio: Any = None
 
 
 def mailbox_class() -> type[Mailbox]:
@@ -291,6 +407,8 @@ def mailbox_class() -> type[Mailbox]:
         except RuntimeError:
             pass
         else:
+            global _trio
+            _trio = trio
             return TrioMailbox
     try:
         asyncio.get_running_loop()

@@ -2,7 +2,9 @@
 
 A pid names one process for the whole life of a cluster: ``Pid(node, incarnation, serial)``.
 ``serial`` is never reused within an incarnation, and a node that restarts under the same
-name gets a new, larger incarnation, so a pid of an earlier incarnation is stale everywhere.
+name gets a new incarnation (random, so unique per start without trusting clocks; only
+within one OS process are they also increasing), so a pid of an earlier incarnation is stale
+everywhere.
 See ADR-0005.
 """
 
@@ -16,12 +18,17 @@ __all__ = ["Pid", "Ref", "new_incarnation"]
 
 
 def _check(node: object, incarnation: object, serial: object) -> None:
-    if not isinstance(node, str) or not node:
+    # A part of the wrong type is a TypeError, a part of the right type out of range a
+    # ValueError, as everywhere in the library.
+    if not isinstance(node, str):
         raise TypeError(f"node must be a non-empty str, got {node!r}")
-    if type(incarnation) is not int or incarnation < 0:
-        raise TypeError(f"incarnation must be a non-negative int, got {incarnation!r}")
-    if type(serial) is not int or serial < 0:
-        raise TypeError(f"serial must be a non-negative int, got {serial!r}")
+    if not node:
+        raise ValueError(f"node must be a non-empty str, got {node!r}")
+    for part, value in (("incarnation", incarnation), ("serial", serial)):
+        if type(value) is not int:
+            raise TypeError(f"{part} must be a non-negative int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{part} must be a non-negative int, got {value!r}")
 
 
 class _Identifier(tuple[str, int, int]):

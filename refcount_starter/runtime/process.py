@@ -6,24 +6,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .errors import CallFailed, CallTimeout
+from .info import ProcessInfo
 from .mailbox import Mailbox, to_predicate
 from .pid import Pid, Ref
 from .reasons import Down, ExitReason
 from .signals import Call, Reply
 
 if TYPE_CHECKING:
-    import asyncio
-
-    import anyio
-
     from .node import Address, Node
+    from .table import Entry, Table
 
 __all__ = ["Process", "ProcessFunction"]
 
 T = TypeVar("T")
-
-#: The target of a reserved monitor that is not bound to a pid yet.
-UNBOUND = Pid("<unbound>", 0, 0)
 
 #: A process function: ``async def fn(p: Process, *args) -> None``.
 ProcessFunction = Callable[..., Awaitable[object]]
@@ -47,63 +42,47 @@ class Process:
 
     Every process function gets one as its first argument; ``Node.process()`` makes the
     calling task a process and gives it one. The mailbox has one reader: the process itself.
+    A handle over the process's entry in its node's table (``table.py``), which owns the
+    state and the rules; ``info()`` shows that state.
     """
 
     # A hand-written slotted class: one is made per spawn, and spawn is a hot path.
-    __slots__ = (
-        "_exited",
-        "_foreign",
-        "_links",
-        "_mailbox",
-        "_monitors",
-        "_name",
-        "_pending",
-        "_scope",
-        "_started",
-        "_task",
-        "_watchers",
-        "node",
-        "parent",
-        "pid",
-        "reason",
-        "trap_exits",
-    )
+    __slots__ = ("_entry", "_mailbox", "_table", "node", "pid")
 
-    def __init__(
-        self,
-        node: Node,
-        pid: Pid,
-        parent: Pid | None,
-        mailbox: Mailbox,
-        scope: anyio.CancelScope | None,
-        trap_exits: bool,
-    ) -> None:
+    def __init__(self, node: Node, table: Table, entry: Entry) -> None:
         self.node = node
-        self.pid = pid
-        #: The process that spawned this one, if any.
-        self.parent = parent
-        #: Whether exit signals arrive as ``ExitSignal`` messages instead of killing.
-        self.trap_exits = trap_exits
-        #: The exit reason, once the process has exited.
-        self.reason: ExitReason | None = None
-        self._mailbox = mailbox
-        # How to kill it: its cancel scope (trio, and node.process() blocks), or its bare
-        # task (a spawned process on asyncio).
-        self._scope: Any = scope
-        self._task: asyncio.Task[None] | None = None
-        self._started = False
-        self._links: set[Pid] = set()
-        # Invariant: _monitors holds the monitors this process set (ref -> target);
-        # _watchers the monitors set on it (ref -> watcher).
-        self._monitors: dict[Ref, Pid] = {}
-        self._watchers: dict[Ref, Pid] = {}
-        self._pending: ExitReason | None = None
-        self._exited: anyio.Event | None = None
-        self._name: str | None = None
-        self._foreign = False
+        self.pid = entry.pid
+        self._table = table
+        self._entry = entry
+        self._mailbox: Mailbox = entry.mailbox
+
+    @property
+    def parent(self) -> Pid | None:
+        """The process that spawned this one (or its owner), if any."""
+        return self._entry.parent
+
+    @property
+    def trap_exits(self) -> bool:
+        """Whether exit signals arrive as ``ExitSignal`` messages instead of killing
+        (settable, as Erlang's ``process_flag(trap_exit, ...)``)."""
+        return self._entry.trap_exits
+
+    @trap_exits.setter
+    def trap_exits(self, value: bool) -> None:
+        self._entry.trap_exits = bool(value)
+
+    @property
+    def reason(self) -> ExitReason | None:
+        """The exit reason, once the process has exited."""
+        return self._entry.reason
+
+    def info(self) -> ProcessInfo:
+        """A frozen picture of this process now (Erlang's ``process_info``)."""
+        return self._entry.info()
 
     def __repr__(self) -> str:
-        state = "alive" if self.reason is None else f"exited {self.reason!r}"
+        reason = self._entry.reason
+        state = "alive" if reason is None else f"exited {reason!r}"
         return f"<Process {self.pid} {state}>"
 
     # -- messages ---------------------------------------------------------------------------
@@ -118,7 +97,7 @@ class Process:
             TypeError: ``to`` is not an address.
             NameNotRegistered: ``to`` is a local name that no live process holds.
         """
-        self.node._send(self.pid, to, message)
+        self._table.send(self.pid, to, message)
 
     @overload
     def receive(
@@ -177,6 +156,15 @@ class Process:
         """
         return _Messages(self._mailbox)
 
+    def queued(self) -> list[Any]:
+        """The messages waiting in the mailbox, oldest first, left where they are."""
+        return self._mailbox.snapshot()
+
+    def flush(self) -> list[Any]:
+        """Take every message waiting now, oldest first, without waiting (the Erlang
+        shell's ``flush()``)."""
+        return self._mailbox.take_all()
+
     @property
     def mailbox_size(self) -> int:
         """How many messages wait in the mailbox."""
@@ -206,36 +194,35 @@ class Process:
         """
         if timeout is not None:
             check_timeout(timeout)
-        node = self.node
-        pid = node._resolve(to)
+        table = self._table
+        pid = table.resolve(to)
         if pid.serial == self.pid.serial and pid == self.pid:  # the serial first: cheaper
             raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
-        ref = node._call(self, pid, request)
+        mailbox = self._mailbox
+        # The receive marker: the reply and the Down carry a fresh ref, so they can only be
+        # behind the messages queued now; the wait looks at nothing older (ADR-0010).
+        marker = len(mailbox)
+        ref = table.call(self._entry, pid, request)
 
         def answers(message: Any) -> bool:
             return (type(message) is Reply or type(message) is Down) and message.ref == ref
 
-        mailbox = self._mailbox
         try:
             if timeout is None:
-                message = await mailbox._receive(answers)
+                message = await mailbox._receive(answers, marker)
             else:
-                message = await mailbox.receive(answers, timeout)
+                message = await mailbox.receive(answers, timeout, marker)
         except TimeoutError:
-            node._demonitor(self, ref, True)
+            table.demonitor(self._entry, ref, True)
             raise CallTimeout(to, timeout or 0.0) from None
         except BaseException:
             # Cancelled (or killed) while waiting: leave no monitor, and no Down, behind.
-            node._demonitor(self, ref, True)
+            table.demonitor(self._entry, ref, True)
             raise
         if type(message) is Down:
             raise CallFailed(to, message.reason)
-        # The reply came: drop the monitor (and a Down that came right behind the reply).
-        target = self._monitors.pop(ref, None)
-        if target is not None:
-            node._drop_watch(self.pid, target, ref)
-        if mailbox._items:
-            mailbox.remove_all(lambda m: type(m) is Down and m.ref == ref)
+        # The reply came: drop the monitor (and a Down right behind the reply).
+        table.end_call(self._entry, ref, marker)
         return message.value
 
     def reply(self, call: Call, value: Any) -> None:
@@ -250,7 +237,7 @@ class Process:
         """
         if not isinstance(call, Call):
             raise TypeError(f"reply answers a Call message, got {call!r}")
-        self.node._reply(self.pid, call, value)
+        self._table.reply(self.pid, call, value)
 
     # -- links, monitors, exit signals ------------------------------------------------------
 
@@ -259,11 +246,11 @@ class Process:
 
         Linking to a dead or unknown pid delivers ``NoProc`` at once.
         """
-        self.node._link(self, pid)
+        self._table.link(self._entry, pid)
 
     def unlink(self, pid: Pid) -> None:
         """Remove the link to ``pid``, if any."""
-        self.node._unlink(self, pid)
+        self._table.unlink(self._entry, pid)
 
     def monitor(self, target: Address) -> Ref:
         """Watch ``target``; when it exits this process receives ``Down(ref, pid, reason)``.
@@ -276,7 +263,8 @@ class Process:
         Raises:
             NameNotRegistered: ``target`` is a local name that no live process holds.
         """
-        return self.node._monitor(self, target)
+        table = self._table
+        return table.monitor(self._entry, table.resolve(target))
 
     def demonitor(self, ref: Ref, *, flush: bool = True) -> None:
         """Stop a monitor; with ``flush`` also remove its ``Down`` if it already arrived.
@@ -288,7 +276,7 @@ class Process:
         Raises:
             TypeError: ``ref`` is not a ``Ref``.
         """
-        self.node._demonitor(self, ref, flush)
+        self._table.demonitor(self._entry, ref, flush)
 
     def exit(self, pid: Pid, reason: ExitReason) -> None:
         """Send ``pid`` an exit signal.
@@ -300,7 +288,7 @@ class Process:
         Raises:
             TypeError: ``reason`` is not an ``ExitReason``.
         """
-        self.node._exit_from(self.pid, pid, reason)
+        self._table.exit_from(self.pid, pid, reason)
 
     # -- spawning ---------------------------------------------------------------------------
 
@@ -318,7 +306,7 @@ class Process:
         Raises:
             TypeError: ``fn`` is not callable.
         """
-        return self.node._spawn(fn, args, self, trap_exits=trap_exits, name=name).pid
+        return self.node.spawn_process(fn, args, self._entry, trap_exits=trap_exits, name=name)[0].pid
 
     def spawn_link(
         self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
@@ -334,7 +322,9 @@ class Process:
         Raises:
             TypeError: ``fn`` is not callable.
         """
-        return self.node._spawn(fn, args, self, link=True, trap_exits=trap_exits, name=name).pid
+        return self.node.spawn_process(fn, args, self._entry, link=True, trap_exits=trap_exits, name=name)[
+            0
+        ].pid
 
     def spawn_monitor(
         self, fn: ProcessFunction, *args: Any, trap_exits: bool = False, name: str | None = None
@@ -353,8 +343,11 @@ class Process:
         Raises:
             TypeError: ``fn`` is not callable.
         """
-        child = self.node._spawn(fn, args, self, monitor=True, trap_exits=trap_exits, name=name)
-        return child.pid, next(reversed(child._watchers))
+        child, ref = self.node.spawn_process(
+            fn, args, self._entry, monitor=True, trap_exits=trap_exits, name=name
+        )
+        assert ref is not None
+        return child.pid, ref
 
     def spawn_for(
         self, owner: Pid, ref: Ref, fn: ProcessFunction, *args: Any, trap_exits: bool = False
@@ -378,14 +371,14 @@ class Process:
         """
         if type(owner) is not Pid or type(ref) is not Ref:
             raise TypeError(f"spawn_for takes the owner's Pid and a Ref, got {owner!r}, {ref!r}")
-        return self.node._spawn(fn, args, self, trap_exits=trap_exits, owner=(owner, ref)).pid
+        return self.node.spawn_process(fn, args, self._entry, trap_exits=trap_exits, owner=(owner, ref))[
+            0
+        ].pid
 
     def reserve_monitor(self) -> Ref:
         """A fresh reference under which this process accepts a ``Down`` from a process that
         another process starts for it (see ``spawn_for``)."""
-        ref = self.node._new_ref()
-        self._monitors[ref] = UNBOUND
-        return ref
+        return self._table.reserve_monitor(self._entry)
 
     def bind_monitor(self, ref: Ref, pid: Pid) -> None:
         """Tie a reserved reference to the pid it watches (if its ``Down`` has not come yet).
@@ -394,8 +387,7 @@ class Process:
             ref: The reference ``reserve_monitor`` returned.
             pid: The process it watches.
         """
-        if self._monitors.get(ref) is UNBOUND:
-            self._monitors[ref] = pid
+        self._table.bind_monitor(self._entry, ref, pid)
 
     # -- registry ---------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ Use ``spawn_child_starter(me, fn, *args)``; put its ``child_start`` in a ``Child
 
 from . import wire as _wire  # noqa: F401  (registers the types that cross nodes)
 from .client import Starter, StarterLease, StarterProcess, spawn_child_starter
-from .errors import StarterRefused
+from .errors import StarterRefused, StarterUnresponsive
 from .protocol import Refusal, StarterState, StarterStatistics
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "StarterRefused",
     "StarterState",
     "StarterStatistics",
+    "StarterUnresponsive",
     "spawn_child_starter",
 ]

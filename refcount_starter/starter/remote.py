@@ -14,7 +14,6 @@ imports this module).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import attrs
@@ -27,10 +26,14 @@ from .client import StarterProcess, spawn_child_starter
 from .protocol import StarterStatistics
 from .service import GetStatistics
 
-__all__ = ["STARTER_OWNER", "RemoteStarter", "spawn_remote_starter", "starter_owner"]
+__all__ = ["RELEASE", "STARTER_OWNER", "RemoteStarter", "spawn_remote_starter", "starter_owner"]
 
 #: The remote-table name of the owner process.
 STARTER_OWNER = "refcount_starter.starter_owner"
+
+#: The message that asks the owner process to release its reference (a plain message: the
+#: release never blocks, ADR-0004).
+RELEASE = "release"
 
 
 @remotable(name=STARTER_OWNER)
@@ -38,8 +41,9 @@ async def starter_owner(p: Process, asker: Pid, closure: str, args: tuple[Any, .
     """The owner of a starter made for another node's process ``asker``.
 
     It answers the call ``"starter"`` with the starter's pid (or the ``BadClosure`` that
-    refused the closure), the call ``"release"`` by releasing its reference and exiting, and
-    releases it too when ``asker`` exits.
+    refused the closure); the message ``RELEASE`` from ``asker`` (``RemoteStarter.release``,
+    which never blocks) releases its reference and ends it, as does the call ``"release"``
+    (answered ``None``), and ``asker``'s exit.
     """
     watch = p.monitor(asker)
     try:
@@ -53,6 +57,8 @@ async def starter_owner(p: Process, asker: Pid, closure: str, args: tuple[Any, .
             message = await p.receive()
             if type(message) is Down and message.ref == watch:
                 return  # the asker is gone: leaving the block releases the reference
+            if message == RELEASE:
+                return  # leaving the block releases the reference
             if type(message) is Call:
                 if message.request == "starter":
                     p.reply(message, starter.pid)
@@ -79,18 +85,23 @@ class RemoteStarter:
     child_start: StarterProcess
     _released: bool = attrs.field(default=False, alias="_released")
 
-    async def release(self, *, timeout: float = 10.0) -> None:
-        """Release the owner's reference; idempotent. Nothing happens if the owner is gone
-        (its death released the reference).
+    async def release(self) -> None:
+        """Release the owner's reference; idempotent, and it never blocks (as
+        ``Starter.release``, ADR-0004).
 
-        Raises:
-            CallTimeout: The owner did not answer within ``timeout`` seconds.
+        It sends the owner process the message ``RELEASE`` and returns at once; the owner
+        releases the starter's first reference and ends. The reference is never lost: if the
+        message cannot arrive, the session to the owner's node has ended, and the owner,
+        which monitors this handle's caller, releases it on that ``Down``. ``wait()`` waits
+        for the starter to stop. Releasing when the owner is gone does nothing (its death
+        released the reference).
         """
         if self._released:
             return
         self._released = True
-        with contextlib.suppress(CallFailed):  # the owner is gone: so is its reference
-            await self.caller.call(self.owner, "release", timeout=timeout)
+        if self.caller.reason is not None:
+            return  # the caller is dead: the owner saw its Down and released
+        self.caller.send(self.owner, RELEASE)
 
     async def statistics(self, *, via: Process | None = None, timeout: float = 10.0) -> StarterStatistics:
         """Ask the starter what it holds.

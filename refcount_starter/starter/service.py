@@ -27,7 +27,9 @@ from ..runtime import (
     ProcessFunction,
     Ref,
     Shutdown,
+    log_fields,
 )
+from ..supervisor.start import acknowledges_itself, run_child
 from . import protocol
 from .protocol import (
     Acquire,
@@ -51,6 +53,7 @@ from .protocol import (
 )
 
 __all__ = [
+    "LOCAL_STARTERS",
     "AcquireAndStart",
     "AcquireRef",
     "GetStatistics",
@@ -123,6 +126,13 @@ class Unsupported:
 
 # -- the process -----------------------------------------------------------------------------
 
+#: The starters running in this OS process, each with whether its children acknowledge as
+#: they run (their function takes no ``task_status``). A call from the starter's own node
+#: needs no timeout: the starter shares the caller's event loop and only ever waits on its
+#: mailbox, so it answers unless it dies, which the call's monitor sees. A call to any other
+#: pid (a starter on another node, a process that is not a starter) is bounded. ADR-0002.
+LOCAL_STARTERS: dict[Pid, bool] = {}
+
 
 async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
     """The starter's process function (spawned with ``trap_exits=True``).
@@ -134,28 +144,33 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
         args: Its extra arguments.
     """
     driver = _Driver(p, fn, args)
-    state, commands = protocol.initial(owner)
-    driver.perform_all(commands, None)
-    while True:
-        message = await p.receive()
-        if type(message) is Call:
-            request = message.request
-            if type(request) is GetStatistics:
-                p.reply(message, state.statistics())
+    # Known on this node as a starter while it runs (see LOCAL_STARTERS).
+    LOCAL_STARTERS[p.pid] = not driver.acks
+    try:
+        state, commands = protocol.initial(owner)
+        driver.perform_all(commands, None)
+        while True:
+            message = await p.receive()
+            if type(message) is Call:
+                request = message.request
+                if type(request) is GetStatistics:
+                    p.reply(message, state.statistics())
+                    continue
+                if type(request) is AcquireAndStart:
+                    if _malformed(request):
+                        driver.refuse_malformed(message)
+                    else:
+                        state = driver.acquire_and_start(state, message, request)
+                    continue
+            event = driver.to_event(message)
+            if event is None:
                 continue
-            if type(request) is AcquireAndStart:
-                if _malformed(request):
-                    driver.refuse_malformed(message)
-                else:
-                    state = driver.acquire_and_start(state, message, request)
-                continue
-        event = driver.to_event(message)
-        if event is None:
-            continue
-        state, commands = protocol.step(state, event)
-        driver.perform_all(commands, message if type(message) is Call else None)
-        if state.stopped:
-            return  # Stop(Normal()): the reference list is empty
+            state, commands = protocol.step(state, event)
+            driver.perform_all(commands, message if type(message) is Call else None)
+            if state.stopped:
+                return  # Stop(Normal()): the reference list is empty
+    finally:
+        del LOCAL_STARTERS[p.pid]
 
 
 #: The commands that answer the call (a tuple: ``A | B`` would build a union at each test).
@@ -166,12 +181,14 @@ class _Driver:
     """The starter's side effects, and the translation of messages into events."""
 
     # A plain slotted class: one is made per starter, on the DPP-84 cycle's path.
-    __slots__ = ("_holders", "_monitors", "args", "fn", "p")
+    __slots__ = ("_holders", "_monitors", "acks", "args", "fn", "p")
 
     def __init__(self, p: Process, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
         self.p = p
         self.fn = fn
         self.args = args
+        # Whether the child acknowledges its own start (it takes task_status), found once.
+        self.acks = acknowledges_itself(fn)
         # Invariant: one monitor per watched holder; _holders is the inverse of _monitors.
         self._monitors: dict[Pid, Ref] = {}
         self._holders: dict[Ref, Pid] = {}
@@ -192,7 +209,13 @@ class _Driver:
                 return StartRequest(message.sender, request.key, request.seq, request.ref)
             if type(request) is ReleaseOwnerRef:
                 return OwnerRelease(message.sender)
-            _log.warning("starter %s: unsupported request %r from %s", self.p.pid, request, message.sender)
+            _log.warning(
+                "starter %s: unsupported request %r from %s",
+                self.p.pid,
+                request,
+                message.sender,
+                extra=log_fields(self.p.pid),
+            )
             self.p.reply(message, Unsupported(request))
             return None
         if kind is ExitSignal:
@@ -202,8 +225,15 @@ class _Driver:
                 return Release(message.sender, *release)
             sender = message.sender
             node = self.p.node
-            if sender.serial == 0 and sender.node == node.name and sender.incarnation == node.incarnation:
-                return Halt(reason)  # from the node itself (serial 0): it is stopping, or stops it
+            if (
+                sender.serial == 0
+                and node.stopping
+                and sender.node == node.name
+                and sender.incarnation == node.incarnation
+            ):
+                # The node's own stop (serial 0, while it stops) halts even a held starter;
+                # a Node.exit from user code follows the rules of any other sender. ADR-0004.
+                return Halt(reason)
             if type(reason) is Shutdown and reason.detail is None:
                 # A plain Shutdown: the owner lets go of its own reference (from anyone else
                 # the protocol counts it as spurious). See ADR-0004.
@@ -215,12 +245,18 @@ class _Driver:
                 return None
             del self._monitors[holder]
             return HolderDown(holder)
-        _log.debug("starter %s: ignored %r", self.p.pid, message)
+        _log.debug("starter %s: ignored %r", self.p.pid, message, extra=log_fields(self.p.pid))
         return None
 
     def refuse_malformed(self, call: Call) -> None:
         """Answer a malformed request with ``Refusal.MALFORMED``; the state is unchanged."""
-        _log.warning("starter %s: malformed request %r from %s", self.p.pid, call.request, call.sender)
+        _log.warning(
+            "starter %s: malformed request %r from %s",
+            self.p.pid,
+            call.request,
+            call.sender,
+            extra=log_fields(self.p.pid),
+        )
         self.p.reply(call, ReplyRefused(Refusal.MALFORMED))
 
     def acquire_and_start(self, state: StarterState, call: Call, request: AcquireAndStart) -> StarterState:
@@ -249,7 +285,11 @@ class _Driver:
             assert call is not None
             # Linked to and monitored by the holder before it runs, and not linked to the
             # starter: a child that dies at once reports its own reason to its supervisor.
-            pid = p.spawn_for(command.holder, command.ref, self.fn, *self.args)
+            # Its init acknowledgement goes straight to the holder: the starter answers at
+            # once and never waits on a child (ADR-0002).
+            holder = command.holder
+            ref = command.ref
+            pid = p.spawn_for(holder, ref, run_child, holder, ref, self.fn, self.args, self.acks)
             p.reply(call, Started(pid))
         elif isinstance(command, _REPLIES):
             if call is not None:  # the owner's release signal expects no answer

@@ -14,22 +14,26 @@ from . import client, errors, protocol, service
 
 __all__: list[str] = []
 
-for _cls in (
-    client.StarterProcess,
-    client.StarterLease,
-    service.AcquireAndStart,
-    service.AcquireRef,
-    service.StartChild,
-    service.ReleaseOwnerRef,
-    service.GetStatistics,
-    service.Started,
-    service.Unsupported,
-    protocol.ReplyAcquired,
-    protocol.ReplyRefused,
-    protocol.ReplyReleased,
-    protocol.Refusal,
-    protocol.StarterStatistics,
+# Each wire name is written out, never derived from the class's name (ADR-0008).
+for _cls, _name in (
+    (client.StarterProcess, "rs.starter.StarterProcess"),
+    (client.StarterLease, "rs.starter.StarterLease"),
+    (service.AcquireAndStart, "rs.starter.AcquireAndStart"),
+    (service.AcquireRef, "rs.starter.AcquireRef"),
+    (service.StartChild, "rs.starter.StartChild"),
+    (service.ReleaseOwnerRef, "rs.starter.ReleaseOwnerRef"),
+    (service.GetStatistics, "rs.starter.GetStatistics"),
+    (service.Started, "rs.starter.Started"),
+    (service.Unsupported, "rs.starter.Unsupported"),
+    (protocol.ReplyAcquired, "rs.starter.ReplyAcquired"),
+    (protocol.ReplyRefused, "rs.starter.ReplyRefused"),
+    (protocol.ReplyReleased, "rs.starter.ReplyReleased"),
+    (protocol.Refusal, "rs.starter.Refusal"),
+    (protocol.StarterStatistics, "rs.starter.StarterStatistics"),
 ):
-    register_type(_cls, f"rs.starter.{_cls.__name__}")
+    register_type(_cls, _name)
 
 register_type(errors.StarterRefused, "rs.starter.StarterRefused", fields=("key", "starter", "refusal"))
+register_type(
+    errors.StarterUnresponsive, "rs.starter.StarterUnresponsive", fields=("key", "starter", "detail")
+)

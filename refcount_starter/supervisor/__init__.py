@@ -5,7 +5,7 @@ Use ``supervisor.start(me, RestartOne(), children=[...])`` to start one.
 """
 
 from . import wire as _wire  # noqa: F401  (registers the types that cross nodes)
-from .client import Supervisor, start, start_link
+from .client import Supervisor, SupervisorStart, start, start_link
 from .errors import (
     AlreadyRunning,
     BadClosure,
@@ -29,7 +29,13 @@ from .events import (
     SupervisorIntensityReached,
     SupervisorShutdown,
 )
-from .reasons import ChildInitIgnore, FailedToStartChild, InitIgnored, ReachedMaxRestartIntensity
+from .reasons import (
+    ChildInitIgnore,
+    FailedToStartChild,
+    InitIgnored,
+    InitTimeout,
+    ReachedMaxRestartIntensity,
+)
 from .run_closure import RunClosure
 from .spec import (
     INTRINSIC,
@@ -38,6 +44,7 @@ from .spec import (
     TEMPORARY,
     TRANSIENT,
     WORKER,
+    WORKER_START_TIMEOUT,
     ChildSpec,
     ChildType,
     RestartPolicy,
@@ -45,7 +52,7 @@ from .spec import (
     StopPolicy,
     StopTimeout,
 )
-from .start import ChildKey, ChildStart, LocalStart
+from .start import ChildKey, ChildStart, ChildStatus, InitAck, LocalStart
 from .state import (
     Child,
     ChildRef,
@@ -89,12 +96,15 @@ __all__ = [
     "ChildSpec",
     "ChildStart",
     "ChildStartIgnored",
+    "ChildStatus",
     "ChildStopped",
     "ChildType",
     "DuplicateChild",
     "FailedToStartChild",
     "INTRINSIC",
+    "InitAck",
     "InitIgnored",
+    "InitTimeout",
     "LEFT_TO_RIGHT",
     "LocalStart",
     "PERMANENT",
@@ -136,10 +146,12 @@ __all__ = [
     "SupervisorExited",
     "SupervisorIntensityReached",
     "SupervisorShutdown",
+    "SupervisorStart",
     "SupervisorStatistics",
     "TEMPORARY",
     "TRANSIENT",
     "WORKER",
+    "WORKER_START_TIMEOUT",
     "add_restart",
     "start",
     "start_link",

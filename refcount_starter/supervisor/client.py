@@ -8,7 +8,8 @@ handle for another process. See ADR-0009.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Hashable, Iterable
+from types import TracebackType
 from typing import Any
 
 import attrs
@@ -35,7 +36,10 @@ from .spec import ChildSpec
 from .state import Child, ChildRef, SupervisorStatistics
 from .strategy import RestartOne, RestartStrategy, ShutdownMode
 
-__all__ = ["Supervisor", "start", "start_link"]
+__all__ = ["Supervisor", "SupervisorStart", "start", "start_link"]
+
+# The stop signal of shutdown(): an exit reason is immutable, one serves every call.
+_SHUTDOWN = Shutdown()
 
 
 def _check_caller(instance: object, attribute: attrs.Attribute[Process], value: object) -> None:
@@ -54,6 +58,7 @@ class Supervisor:
 
     Every method is a call from ``caller`` that watches the supervisor with a monitor: it
     never hangs on a dead supervisor, and raises ``SupervisorExited`` with its exit reason.
+    ``async with handle:`` stops the supervisor and waits for it when the block ends.
 
     Args:
         pid: The supervisor's pid.
@@ -91,67 +96,88 @@ class Supervisor:
         return await self._call(AddChild(self._spec(spec)))  # type: ignore[no-any-return]
 
     async def start_new_child(self, spec: ChildSpec) -> ChildRef:
-        """Add a spec and start the child; a spec whose start fails is not kept.
+        """Add a spec and start the child, waiting for it to acknowledge its start (OTP's
+        synchronous ``start_child``); a spec whose start fails is not kept.
 
         Returns:
-            ``ChildRunning(pid)``.
+            ``ChildRunning(pid, info)`` once the child acknowledged (``info`` is what it passed
+            to ``task_status.started``); ``ChildStartIgnored()`` if it raised
+            ``ChildInitIgnore`` first (a temporary child's spec is then not kept).
 
         Raises:
             DuplicateChild: The key is taken.
-            StartFailureDied: The start failed (``Crashed`` with the exception if it raised).
+            StartFailureDied: The start failed: it raised (``Crashed`` with the exception),
+                the child exited before it acknowledged (its exit reason), or it did not
+                acknowledge within the spec's ``start_timeout`` (``InitTimeout``).
             StarterGone, BadClosure: The spec's start refused it.
             SupervisorExited: The supervisor is not running.
         """
         return await self._call(StartNewChild(self._spec(spec)))  # type: ignore[no-any-return]
 
-    async def start_child(self, key: str) -> ChildRef:
-        """Start a stopped (or ignored) child.
+    async def start_child(self, key: Hashable) -> ChildRef:
+        """Start a stopped (or ignored) child and wait for it to acknowledge its start.
+
+        Returns:
+            ``ChildRunning(pid, info)``, or ``ChildStartIgnored()`` (a temporary child's spec
+            is then dropped), as for ``start_new_child``.
 
         Raises:
-            ChildNotFound: No such key.
+            ChildNotFound: No such key (of any type).
             AlreadyRunning: It is running or restarting.
-            StartFailureDied: The start failed; the child keeps its state.
+            StartFailureDied: The start failed, as for ``start_new_child``; the child keeps
+                its state.
             SupervisorExited: The supervisor is not running.
+            TypeError: ``key`` is not hashable.
         """
         return await self._call(StartChild(self._key(key)))  # type: ignore[no-any-return]
 
-    async def restart_child(self, key: str) -> ChildRef:
-        """Start a stopped child again (as OTP's restart_child: a running one is an error).
+    async def restart_child(self, key: Hashable) -> ChildRef:
+        """Start a stopped child again (as OTP's restart_child: a running one is an error),
+        and wait for it to acknowledge its start.
+
+        Returns:
+            As ``start_child``.
 
         Raises:
-            ChildNotFound: No such key (a temporary child's spec is gone once it stopped).
+            ChildNotFound: No such key, of any type (a temporary child's spec is gone once
+                it stopped).
             AlreadyRunning: It is running or restarting.
-            StartFailureDied: The start failed.
+            StartFailureDied: The start failed, as for ``start_new_child``.
             SupervisorExited: The supervisor is not running.
+            TypeError: ``key`` is not hashable.
         """
         return await self._call(RestartChild(self._key(key)))  # type: ignore[no-any-return]
 
-    async def terminate_child(self, key: str) -> None:
+    async def terminate_child(self, key: Hashable) -> None:
         """Stop a child with its stop policy; it becomes ``ChildStopped`` (a temporary child's
         spec is dropped). Stopping a child that is not running is not an error; a pending
         restart is cancelled. No restart follows and siblings are not touched.
 
         Raises:
-            ChildNotFound: No such key.
+            ChildNotFound: No such key (of any type).
             SupervisorExited: The supervisor is not running.
+            TypeError: ``key`` is not hashable.
         """
         await self._call(TerminateChild(self._key(key)))
 
-    async def delete_child(self, key: str) -> None:
+    async def delete_child(self, key: Hashable) -> None:
         """Remove a stopped (or ignored) child's spec, releasing what its start acquired.
 
         Raises:
-            ChildNotFound: No such key.
+            TypeError: ``key`` is not hashable.
+            ChildNotFound: No such key (of any type).
             ChildNotStopped: It is running or restarting; terminate it first.
             SupervisorExited: The supervisor is not running.
         """
         await self._call(DeleteChild(self._key(key)))
 
-    async def lookup_child(self, key: str) -> Child | None:
-        """The child's key, state and spec, or ``None`` if there is no such key.
+    async def lookup_child(self, key: Hashable) -> Child | None:
+        """The child's key, state and spec, or ``None`` if there is no such key (of any type;
+        Cloud Haskell's ``lookupChild`` answers ``Maybe``).
 
         Raises:
             SupervisorExited: The supervisor is not running.
+            TypeError: ``key`` is not hashable.
         """
         return await self._call(LookupChild(self._key(key)))  # type: ignore[no-any-return]
 
@@ -191,18 +217,37 @@ class Supervisor:
     async def shutdown(self) -> None:
         """Ask the supervisor to stop its children (in its shutdown order) and exit
         ``Shutdown()``; returns at once, and does nothing if it is already gone."""
-        self.caller.exit(self.pid, Shutdown())
+        self.caller.exit(self.pid, _SHUTDOWN)
 
     async def shutdown_and_wait(self) -> ExitReason:
         """As ``shutdown``, then wait until the supervisor has exited.
 
+        Cancelled while it waits, it leaves no monitor and no ``Down`` behind (the supervisor
+        still stops).
+
         Returns:
             Its exit reason (``NoProc`` if it was already gone).
         """
-        ref = self.caller.monitor(self.pid)
-        self.caller.exit(self.pid, Shutdown())
-        down = await self.caller.receive(Down, where=lambda m: m.ref == ref)
+        caller = self.caller
+        ref = caller.monitor(self.pid)
+        caller.exit(self.pid, _SHUTDOWN)
+        try:
+            down = await caller.receive(Down, where=lambda m: m.ref == ref)
+        except BaseException:
+            caller.demonitor(ref)
+            raise
         return down.reason
+
+    async def __aenter__(self) -> Supervisor:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown_and_wait()
 
     @staticmethod
     def _spec(spec: ChildSpec) -> ChildSpec:
@@ -211,13 +256,73 @@ class Supervisor:
         return spec
 
     @staticmethod
-    def _key(key: str) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"a child key is a str, got {key!r}")
+    def _key(key: Hashable) -> Hashable:
+        try:
+            hash(key)
+        except TypeError:
+            raise TypeError(f"a child key must be hashable (a child's key is a str), got {key!r}") from None
         return key
 
 
-async def start(
+class SupervisorStart:
+    """What ``start`` returns: await it for the handle, or use it in ``async with``, which
+    stops the supervisor and waits for it when the block ends (a structured handle).
+
+    ``await supervisor.start(me, ...)`` and ``async with supervisor.start(me, ...) as sup``
+    start the supervisor the same way; only the ``async with`` form owns its lifetime.
+
+    Args:
+        caller: The process that starts the supervisor (and talks to it).
+        config: The supervisor's strategy, limits and initial children.
+        link: Link the supervisor to ``caller`` (``start_link``).
+        name: A name to register the supervisor under.
+    """
+
+    __slots__ = ("_caller", "_config", "_handle", "_link", "_name")
+
+    def __init__(self, caller: Process, config: SupervisorConfig, link: bool, name: str | None) -> None:
+        self._caller = caller
+        self._config = config
+        self._link = link
+        self._name = name
+        self._handle: Supervisor | None = None
+
+    async def _start(self) -> Supervisor:
+        caller = self._caller
+        spawn = caller.spawn_link if self._link else caller.spawn
+        pid = spawn(supervisor_process, self._config, True, trap_exits=True, name=self._name)
+        handle = Supervisor(pid, caller)
+        try:
+            await handle._call(AwaitInit())
+        except BaseException:
+            # Cancelled before the answer: leave no supervisor behind. It reads the signal
+            # once its initial children have started, then stops them in order. (After a
+            # failed start it is gone already, and the signal is dropped.)
+            if caller.reason is None:
+                caller.exit(pid, _SHUTDOWN)
+            raise
+        return handle
+
+    def __await__(self) -> Generator[Any, None, Supervisor]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Supervisor:
+        self._handle = await self._start()
+        return self._handle
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        handle = self._handle
+        self._handle = None
+        if handle is not None:
+            await handle.shutdown_and_wait()
+
+
+def start(
     caller: Process,
     strategy: RestartStrategy | None = None,
     children: Iterable[ChildSpec] = (),
@@ -225,11 +330,14 @@ async def start(
     shutdown: ShutdownMode | None = None,
     link: bool = False,
     name: str | None = None,
-) -> Supervisor:
-    """Start a supervisor on ``caller``'s node and wait until its initial children run.
+) -> SupervisorStart:
+    """Start a supervisor on ``caller``'s node and wait until its initial children run:
+    ``sup = await start(me, ...)``, or ``async with start(me, ...) as sup:``, which stops the
+    supervisor and waits for it at the end of the block.
 
-    Children start left to right; if one fails, those already started are stopped (in the
-    shutdown order), the supervisor exits, and its error is raised here.
+    Children start strictly left to right, each once the previous one acknowledged its
+    start; if one fails, those already started are stopped (in the shutdown order), the
+    supervisor exits, and its error is raised here.
 
     Args:
         caller: The process that starts it; the returned handle calls from it.
@@ -241,33 +349,29 @@ async def start(
         name: A name to register it under, on its node.
 
     Returns:
-        The handle, bound to ``caller``.
+        A ``SupervisorStart``: awaited, the handle, bound to ``caller``.
 
     Raises:
         DuplicateChild: Two initial children share a key (nothing is started).
         StartFailureDied, StarterGone, BadClosure: An initial child could not be added or
-            started.
-        TypeError: An argument has the wrong type.
-        SupervisorExited: The supervisor exited before it finished starting.
+            started (from the await).
+        TypeError: An argument has the wrong type (at the call).
+        SupervisorExited: The supervisor exited before it finished starting (from the await).
     """
     if not isinstance(caller, Process):
         raise TypeError(f"caller must be the Process that starts the supervisor, got {caller!r}")
     config = SupervisorConfig.build(RestartOne() if strategy is None else strategy, children, shutdown)
-    spawn = caller.spawn_link if link else caller.spawn
-    pid = spawn(supervisor_process, config, True, trap_exits=True, name=name)
-    handle = Supervisor(pid, caller)
-    await handle._call(AwaitInit())
-    return handle
+    return SupervisorStart(caller, config, link, name)
 
 
-async def start_link(
+def start_link(
     caller: Process,
     strategy: RestartStrategy | None = None,
     children: Iterable[ChildSpec] = (),
     *,
     shutdown: ShutdownMode | None = None,
     name: str | None = None,
-) -> Supervisor:
+) -> SupervisorStart:
     """``start(..., link=True)``: the supervisor is linked to ``caller``.
 
     Args:
@@ -278,7 +382,7 @@ async def start_link(
         name: As for ``start``.
 
     Returns:
-        The handle, bound to ``caller``.
+        As for ``start``.
 
     Raises:
         DuplicateChild: Two initial children share a key (nothing is started).
@@ -287,4 +391,4 @@ async def start_link(
         TypeError: An argument has the wrong type.
         SupervisorExited: The supervisor exited before it finished starting.
     """
-    return await start(caller, strategy, children, shutdown=shutdown, link=True, name=name)
+    return start(caller, strategy, children, shutdown=shutdown, link=True, name=name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..runtime import ExitReason, NoProc, Pid
+from ..runtime import ExitReason, NoProc, Pid, RefcountStarterError
 
 if TYPE_CHECKING:
     from .state import ChildRef
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-class SupervisorError(Exception):
+class SupervisorError(RefcountStarterError):
     """Base class of the supervisor's typed errors."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import attrs
@@ -45,27 +46,27 @@ class StartNewChild:
 
 @attrs.frozen
 class StartChild:
-    key: str
+    key: Hashable
 
 
 @attrs.frozen
 class RestartChild:
-    key: str
+    key: Hashable
 
 
 @attrs.frozen
 class TerminateChild:
-    key: str
+    key: Hashable
 
 
 @attrs.frozen
 class DeleteChild:
-    key: str
+    key: Hashable
 
 
 @attrs.frozen
 class LookupChild:
-    key: str
+    key: Hashable
 
 
 @attrs.frozen

@@ -6,7 +6,13 @@ import attrs
 
 from ..runtime import ExitReason, ProcessExit
 
-__all__ = ["ChildInitIgnore", "FailedToStartChild", "InitIgnored", "ReachedMaxRestartIntensity"]
+__all__ = [
+    "ChildInitIgnore",
+    "FailedToStartChild",
+    "InitIgnored",
+    "InitTimeout",
+    "ReachedMaxRestartIntensity",
+]
 
 
 @attrs.frozen
@@ -50,10 +56,27 @@ class InitIgnored(ExitReason):
     normal = True
 
 
+@attrs.frozen
+class InitTimeout(ExitReason):
+    """A child did not acknowledge its start within its spec's ``start_timeout``.
+
+    The supervisor killed it; its start failed with this reason (OTP's ``{error, timeout}``).
+
+    Args:
+        seconds: The start timeout that expired.
+    """
+
+    seconds: float
+
+
 class ChildInitIgnore(ProcessExit):
     """Raise it in a child (as it starts) to ask the supervisor to ignore the child.
 
-    Cloud Haskell's ``ChildInitIgnore``: the child exits with ``InitIgnored()``.
+    Cloud Haskell's ``ChildInitIgnore``: the child exits with ``InitIgnored()``. Raised before
+    the child acknowledged its start (``task_status.started()``), it is OTP's ``ignore``: the
+    supervisor's start answers ``ChildStartIgnored()``. Raised later (or by a function that
+    takes no ``task_status``, which is acknowledged as soon as it runs), the child is ignored
+    when its exit arrives.
     """
 
     def __init__(self) -> None:

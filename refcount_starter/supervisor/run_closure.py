@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from ..remote.closures import REMOTE_TABLE, RemoteTable, UnknownClosure
 from ..runtime import Pid, Process, ProcessFunction, Ref
 from .errors import BadClosure
-from .start import ChildKey, ChildStart
+from .start import ChildKey, ChildStart, acknowledges_itself, run_child
 
 __all__ = ["RunClosure"]
 
@@ -35,6 +35,8 @@ class RunClosure(ChildStart):
     Raises:
         TypeError: ``name`` is not a non-empty str.
     """
+
+    acknowledges: ClassVar[bool] = True
 
     name: str = attrs.field(validator=_check_name)
     args: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
@@ -77,7 +79,8 @@ class RunClosure(ChildStart):
         """
         fn = self._resolve(key)
         ref = sup.reserve_monitor()
-        pid = sup.spawn_for(sup.pid, ref, fn, *self.args)
+        me = sup.pid
+        pid = sup.spawn_for(me, ref, run_child, me, ref, fn, self.args, acknowledges_itself(fn))
         sup.bind_monitor(ref, pid)
         return pid, ref
 

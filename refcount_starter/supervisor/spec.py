@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..runtime import ProcessFunction
-from .start import ChildStart, LocalStart
+from .start import ChildStart, LocalStart, check_process_function
 
 if TYPE_CHECKING:
     from .strategy import RestartStrategy, ShutdownMode
@@ -26,6 +26,7 @@ __all__ = [
     "TEMPORARY",
     "TRANSIENT",
     "WORKER",
+    "WORKER_START_TIMEOUT",
     "ChildSpec",
     "ChildType",
     "RestartPolicy",
@@ -118,9 +119,10 @@ def _check_key(instance: object, attribute: attrs.Attribute[str], value: object)
 def _to_child_start(value: ChildStart | ProcessFunction) -> ChildStart:
     if isinstance(value, ChildStart):
         return value
-    if callable(value):
-        return LocalStart(value)
-    raise TypeError(f"start must be a ChildStart or an async process function, got {value!r}")
+    if not callable(value):
+        raise TypeError(f"start must be a ChildStart or an async process function, got {value!r}")
+    check_process_function(value, "start")
+    return LocalStart(value)
 
 
 # The default stop policies: frozen values, shared by every spec that takes them.
@@ -128,9 +130,17 @@ _WORKER_STOP = StopTimeout(5.0)
 _SUPERVISOR_STOP = StopTimeout.infinity()
 _STOP_POLICIES = (StopTimeout, StopImmediately)
 
+#: How long a worker's start waits for its acknowledgement by default, in seconds. A
+#: supervisor child waits as long as its own children's starts take (each bounded).
+WORKER_START_TIMEOUT = 5.0
+
 
 def _default_stop(spec: ChildSpec) -> StopPolicy:
     return _SUPERVISOR_STOP if spec.type is SUPERVISOR else _WORKER_STOP
+
+
+def _default_start_timeout(spec: ChildSpec) -> float:
+    return math.inf if spec.type is SUPERVISOR else WORKER_START_TIMEOUT
 
 
 def _check_type(instance: object, attribute: attrs.Attribute[ChildType], value: object) -> None:
@@ -157,6 +167,15 @@ def _check_delay(instance: object, attribute: attrs.Attribute[float | None], val
         raise ValueError(f"restart_delay must be a finite number of seconds >= 0, got {value!r}")
 
 
+def _check_start_timeout(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if value in (WORKER_START_TIMEOUT, math.inf):
+        return  # the defaults (a spec is made per DPP-84 cycle)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"start_timeout must be a number of seconds (math.inf: no limit), got {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"start_timeout must be > 0 seconds, got {value!r}")
+
+
 def _check_name(instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise TypeError(f"registered_name must be None or a non-empty str, got {value!r}")
@@ -181,11 +200,20 @@ class ChildSpec:
             strategy that reaches its limit stops the supervisor.
         registered_name: A name to register the child under at each start, when the child
             runs on the supervisor's node (a child started through a starter on another node
-            is not registered). The name is taken just after the start returns.
+            is not registered). The name is taken just after the child is spawned, before it
+            runs.
+        start_timeout: Seconds the supervisor waits for the child to acknowledge its start
+            (OTP's ``start_link`` timeout): ``5.0`` for a worker by default, ``math.inf`` for
+            a supervisor (its own children's starts are bounded). A child that has not
+            acknowledged in time is killed and its start fails with ``InitTimeout``. A
+            function that takes ``task_status`` acknowledges when it calls
+            ``task_status.started()``; any other is acknowledged as soon as it runs.
 
     Raises:
-        TypeError: A field has the wrong type.
-        ValueError: ``key`` is empty, or a number of seconds is negative.
+        TypeError: A field has the wrong type, or ``start`` is a function that is not a
+            coroutine function (a plain ``def``).
+        ValueError: ``key`` is empty, a number of seconds is negative, or ``start_timeout``
+            is not positive.
     """
 
     key: str = attrs.field(validator=_check_key)
@@ -197,6 +225,9 @@ class ChildSpec:
     )
     restart_delay: float | None = attrs.field(default=None, validator=_check_delay)
     registered_name: str | None = attrs.field(default=None, validator=_check_name)
+    start_timeout: float = attrs.field(
+        default=attrs.Factory(_default_start_timeout, takes_self=True), validator=_check_start_timeout
+    )
 
     @classmethod
     def worker(
@@ -208,6 +239,7 @@ class ChildSpec:
         shutdown: StopPolicy | None = None,
         restart_delay: float | None = None,
         registered_name: str | None = None,
+        start_timeout: float = WORKER_START_TIMEOUT,
     ) -> ChildSpec:
         """A worker that runs ``fn(process, *args)`` on the supervisor's node.
 
@@ -219,12 +251,13 @@ class ChildSpec:
             shutdown: How to stop it (``StopTimeout(5.0)`` by default).
             restart_delay: As for ``ChildSpec``.
             registered_name: As for ``ChildSpec``.
+            start_timeout: As for ``ChildSpec`` (``5.0`` seconds).
 
         Returns:
             The spec, with a ``LocalStart(fn, args)`` start.
 
         Raises:
-            TypeError: An argument has the wrong type (``fn`` not callable, ...).
+            TypeError: An argument has the wrong type (``fn`` not a coroutine function, ...).
             ValueError: ``key`` is empty, or ``restart_delay`` negative.
         """
         return cls(
@@ -235,6 +268,7 @@ class ChildSpec:
             StopTimeout(5.0) if shutdown is None else shutdown,
             restart_delay,
             registered_name,
+            start_timeout,
         )
 
     @classmethod
@@ -249,6 +283,7 @@ class ChildSpec:
         shutdown: StopPolicy | None = None,
         restart_delay: float | None = None,
         registered_name: str | None = None,
+        start_timeout: float = math.inf,
     ) -> ChildSpec:
         """A child supervisor with its own strategy and children (supervisors nest).
 
@@ -262,6 +297,8 @@ class ChildSpec:
                 stops in order however long it takes).
             restart_delay: As for any child.
             registered_name: As for any child.
+            start_timeout: How long the parent waits for it to start its children and
+                acknowledge (``math.inf``: each of its children's starts is bounded).
 
         Raises:
             DuplicateChild: Two of ``children`` share a key.
@@ -279,4 +316,5 @@ class ChildSpec:
             StopTimeout.infinity() if shutdown is None else shutdown,
             restart_delay,
             registered_name,
+            start_timeout,
         )

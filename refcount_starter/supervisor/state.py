@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,9 +24,16 @@ __all__ = [
 
 @attrs.frozen
 class ChildRunning:
-    """The child is running as ``pid``."""
+    """The child is running as ``pid``.
+
+    Args:
+        pid: The child's pid.
+        info: What the child handed to ``task_status.started(info)`` when it acknowledged
+            its start (OTP's ``{ok, Pid, Info}``); ``None`` otherwise.
+    """
 
     pid: Pid
+    info: Any = None
 
 
 @attrs.frozen
@@ -47,7 +54,7 @@ class ChildStopped:
 
 @attrs.frozen
 class ChildStartIgnored:
-    """The child asked to be ignored when it started (``ChildInitIgnore``)."""
+    """The child asked to be ignored when it started (``ChildInitIgnore``): OTP's ``ignore``."""
 
 
 ChildRef = ChildRunning | ChildRestarting | ChildStopped | ChildStartIgnored
@@ -75,6 +82,12 @@ class SupervisorStatistics:
         running_supervisors: Running children of type ``SUPERVISOR``.
         total_restarts: Automatic restarts since the supervisor started (a branch restart
             and each retry of a failed restart count once, as for the restart limit).
+        max_restarts: The restart limit's ``max_restarts`` (the intensity).
+        within_seconds: The restart limit's ``within_seconds`` (the period).
+        restarts_in_window: Restarts still in the window now: one more than
+            ``max_restarts - restarts_in_window`` restarts within the period stops it.
+        restarts_by_key: ``(key, count)`` of automatic restarts per child whose exit caused
+            them, for the children it holds now, in start order.
     """
 
     defined: int
@@ -84,3 +97,7 @@ class SupervisorStatistics:
     running_workers: int
     running_supervisors: int
     total_restarts: int
+    max_restarts: int = 0
+    within_seconds: float = 0.0
+    restarts_in_window: int = 0
+    restarts_by_key: tuple[tuple[Any, int], ...] = ()

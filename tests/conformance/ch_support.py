@@ -293,6 +293,5 @@ def stop_start_events(
 def drain(me: Process) -> list[Any]:
     """Every message already in ``me``'s mailbox, without waiting."""
     taken = []
-    while me.mailbox_size:
-        taken.append(me._mailbox.take(None)[1])
+    taken.extend(me.flush())
     return taken

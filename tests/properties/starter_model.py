@@ -12,6 +12,11 @@ Seqs come from one counter for the whole world (the client's counter is one per 
 and a party makes one call at a time (a supervisor awaits each call in its loop), so each
 party's seqs grow: the starter's per-holder mark relies on exactly that.
 
+A child the starter spawns acknowledges its start straight to its supervisor, never through the
+starter: the supervisor waits for it (``ACKING``), and the child may acknowledge, ask to be
+ignored or fail; only when the spec goes with it (a temporary child ignored, a
+``start_new_child`` whose start failed) does the supervisor send a release.
+
 A dropped message is a lost session, as the transport promises (DESIGN section 6): every
 message in flight between that party and the starter is lost with it, the party learns
 that the starter is unreachable (a call in flight fails; a held reference is lost), and the
@@ -45,13 +50,19 @@ COPY = "copy"  # has a copy of the spec, not added yet
 ACQUIRING = "acquiring"  # acquire sent, waiting for the answer
 HOLDING = "holding"  # holds a reference, no child started
 STARTING = "starting"  # start request sent, waiting for the child's pid
-RUNNING = "running"  # holds a reference and its child runs
+ACKING = "acking"  # the child runs; the supervisor waits for its init acknowledgement
+RUNNING = "running"  # holds a reference and its child runs (it acknowledged)
 RELEASED = "released"  # deleted: the release signal was sent
 FAILED = "failed"  # acquire refused, or the starter was gone (StarterGone)
 LOST = "lost"  # a held reference lost with the connection, or a start refused
 
-BELIEVES = (HOLDING, STARTING, RUNNING)
-WAITING = (ACQUIRING, STARTING)
+BELIEVES = (HOLDING, STARTING, ACKING, RUNNING)
+WAITING = (ACQUIRING, STARTING, ACKING)
+
+# How a child answers its start (ADR-0009): it acknowledges; it asks to be ignored or fails,
+# and the spec stays (its reference held until delete_child); or it is ignored or fails and
+# the spec goes with it (a temporary child, or start_new_child), which releases the reference.
+CHILD_ANSWERS = ("acknowledges", "ignored", "fails", "spec dropped")
 
 # Party states.
 LIVE = "live"
@@ -405,7 +416,7 @@ def _at_party(world: World, msg: Msg) -> World:
     changes = {
         ("ack", ACQUIRING): HOLDING,
         ("nack", ACQUIRING): FAILED,
-        ("started", STARTING): RUNNING,
+        ("started", STARTING): ACKING,
         ("nstart", STARTING): LOST,
     }
     new_phase = changes.get((kind, phase))
@@ -463,6 +474,21 @@ def start(world: World, slot: int) -> World | None:
     # A restart: the child died first (that is why it is restarted).
     world = _children_die(world._replace(starts=world.starts - 1), s.holder, slot)
     return _send(_set_slot(world, slot, phase=STARTING), ("start", s.holder, slot, s.seq))
+
+
+def child_answers(world: World, slot: int, answer: str) -> World | None:
+    """The child of ``slot`` answers its start to its supervisor (not through the starter)."""
+    s = world.slots[slot]
+    if s.phase != ACKING or world.parties[s.holder] != LIVE:
+        return None
+    if answer == "acknowledges":
+        return _set_slot(world, slot, phase=RUNNING)
+    # Ignored or failed, the child is not running any more.
+    world = _children_die(world, s.holder, slot)
+    if answer in ("ignored", "fails"):
+        return _set_slot(world, slot, phase=HOLDING)  # the spec stays, and its reference
+    assert answer == "spec dropped"
+    return _send(_set_slot(world, slot, phase=RELEASED), ("rel", s.holder, slot, s.seq))
 
 
 def delete(world: World, slot: int) -> World | None:
@@ -623,6 +649,9 @@ def successors(impl: Impl, world: World) -> Iterator[tuple[str, World]]:
             nxt = action(world, index)
             if nxt is not None:
                 yield f"{who} {name}", nxt
+        for answer in CHILD_ANSWERS:
+            if (nxt := child_answers(world, index, answer)) is not None:
+                yield f"{who} child {answer}", nxt
     if world.forgeries:
         for party in range(len(world.parties)):
             for index in range(len(world.slots)):
@@ -663,6 +692,8 @@ def settle(impl: Impl, world: World) -> World:
         if (nxt := owner_release(world)) is not None:
             world, progressed = nxt, True
         for index in range(len(world.slots)):
+            if (nxt := child_answers(world, index, "acknowledges")) is not None:
+                world, progressed = nxt, True
             for action in (add, delete):
                 if (nxt := action(world, index)) is not None:
                     world, progressed = nxt, True

@@ -112,6 +112,34 @@ def test_a_holder_with_two_keys_under_one_mark_is_safe() -> None:
     assert outcome.violation is None, report(outcome)
 
 
+def test_every_interleaving_of_starts_that_are_ignored_or_fail_is_safe() -> None:
+    """Children whose start is acknowledged, ignored or fails (the spec kept, or dropped and
+    released), with a re-add, a crash and a lost session, keep S1, S2 and L1, and a holder
+    that keeps an ignored or failed spec can start it again."""
+    outcome = explore(
+        m.RealProtocol(), slots=TWO_KEYS, max_states=400_000, starts=2, readds=1, crashes=1, drops=1
+    )
+    assert outcome.violation is None, report(outcome)
+    assert outcome.states > 10_000
+
+
+def test_the_search_reaches_every_answer_of_a_child() -> None:
+    """The search explores each answer a child can give (so the test above is not vacuous)."""
+    impl = m.RealProtocol()
+    world: m.World | None = m.new_world(impl, holders=1, slots=((1, "a"),), starts=1)
+    for step in ("add", "deliver", "deliver", "start", "deliver", "deliver"):
+        assert world is not None
+        if step == "deliver":
+            world = m.deliver(impl, world, 0)
+        else:
+            world = m.add(world, 0) if step == "add" else m.start(world, 0)
+    assert world is not None and world.slots[0].phase == m.ACKING
+    labels = {label for label, _ in m.successors(impl, world)}
+    assert {f"H1/a child {answer}" for answer in m.CHILD_ANSWERS} <= labels
+    dropped = m.child_answers(world, 0, "spec dropped")
+    assert dropped is not None and dropped.net == (("rel", 1, 0, world.slots[0].seq),)
+
+
 def test_forged_starts_are_refused() -> None:
     """A start for a seq the requester never acquired is refused in every interleaving, crashes included."""
     outcome = explore(m.RealProtocol(), slots=TWO_KEYS, max_states=200_000, forgeries=1, crashes=1)

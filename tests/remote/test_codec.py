@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import math
+import re
+import sys
 from typing import Any
 
 import attrs
@@ -105,6 +107,8 @@ def same(a: Any, b: Any) -> bool:
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, float) and math.isnan(a):
         return math.isnan(b)
+    if attrs.has(type(a)):  # field by field, so that a NaN inside compares as NaN
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in attrs.fields(type(a)))
     return bool(a == b)
 
 
@@ -333,3 +337,316 @@ def test_a_class_with_its_own_init_is_rebuilt_by_keywords() -> None:
     register_type(OwnInit, "tests.remote.OwnInit")
     assert not codec.by_type[OwnInit].in_order
     assert decode(encode(OwnInit("t", 1))) == OwnInit("t", 1)
+
+
+# -- refusing what cannot travel: one error, naming where and why ---------------------------
+
+
+def nested_lists(depth: int) -> Any:
+    value: Any = None
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@attrs.define(eq=False)
+class Cell:
+    name: str
+    next: Any = None
+
+
+register_type(Cell, "tests.remote.Cell")
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class SurrogateRepr:
+    def __repr__(self) -> str:
+        return "SurrogateRepr(\udcff)"
+
+
+def _cycle_list() -> list[Any]:
+    cycle: list[Any] = [1]
+    cycle.append({"back": cycle})
+    return cycle
+
+
+def _cycle_cells() -> Cell:
+    head = Cell("head", Cell("tail"))
+    head.next.next = head
+    return head
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "type_name", "why"),
+    [
+        (["ok", "bad \udc80 name"], "value[1]", "str", r"lone surrogate '\\udc80' at index 4"),
+        ({"k": ("x", {"\udcff": 1})}, "value['k'][1]<key 0>", "str", "lone surrogate"),
+        (Pid("n\udc80", 1, 2), "value.node", "str", "lone surrogate"),
+        (Crashed("OSError", "no such file: b'\udce9t\udce9'"), "value.message", "str", "lone surrogate"),
+        (nested_lists(codec.MAX_DEPTH + 1), "...", "list", f"nest at most {codec.MAX_DEPTH}"),
+        (_cycle_list(), "value[1]['back']", "list", r"same object as value \(a cycle\)"),
+        (_cycle_cells(), "value.next.next", "tests.remote.test_codec.Cell", r"same object as value \(a"),
+        ([2**codec.MAX_INT_BITS], "value[0]", "int", "14,285 bits; ints cross nodes up to 14,284"),
+        ({1: bytearray(b"x")}, "value[1]", "bytearray", "not registered.*register_type"),
+        ((memoryview(b"x"),), "value[0]", "memoryview", "not registered"),
+        ([BadRepr()], "value[0]", "tests.remote.test_codec.BadRepr", r"The value: <BadRepr"),
+        ([SurrogateRepr()], "value[0]", "tests.remote.test_codec.SurrogateRepr", r"SurrogateRepr\(\\udcff\)"),
+        (
+            object.__new__(Cell),
+            "value",
+            "tests.remote.test_codec.Cell",
+            "reading its field 'name'.*AttributeError",
+        ),
+    ],
+    ids=[
+        "surrogate",
+        "surrogate-key",
+        "surrogate-pid",
+        "surrogate-reason",
+        "too-deep",
+        "cycle",
+        "cycle-of-objects",
+        "huge-int",
+        "bytearray",
+        "memoryview",
+        "repr-raises",
+        "repr-surrogate",
+        "missing-field",
+    ],
+)
+def test_what_cannot_travel_is_refused_with_one_error_naming_where_and_why(
+    value: Any, path: str, type_name: str, why: str
+) -> None:
+    """Whatever a value holds, encoding it raises ``Unencodable`` (a ``TypeError``) naming the
+    part, its type and why; its text is itself encodable, and so is the error."""
+    with pytest.raises(codec.Unencodable, match=why) as raised:
+        encode(value)
+    error = raised.value
+    assert isinstance(error, TypeError)
+    assert error.type_name == type_name
+    if path == "...":  # a deep one: the path is shortened in the middle
+        assert error.path.startswith("value[0][0]") and "..." in error.path
+    else:
+        assert error.path == path
+    assert str(error).startswith(f"{error.path} (type {type_name}) cannot cross nodes: ")
+    assert decode(encode(str(error))) == str(error)
+    copy = decode(encode(error))
+    assert type(copy) is codec.Unencodable and str(copy) == str(error)
+    with pytest.raises(codec.Unencodable):
+        codec.to_wire(value)
+
+
+def test_a_type_whose_name_holds_a_surrogate_is_named_escaped() -> None:
+    """Even the type's name in the message is escaped."""
+    odd = type("Odd", (), {"__module__": "odd\udc80"})
+    with pytest.raises(codec.Unencodable) as raised:
+        encode([odd()])
+    assert raised.value.type_name == "odd\\udc80.Odd"
+    encode(str(raised.value))
+
+
+def test_limits_are_inclusive_and_what_encodes_decodes_even_deep_in_the_stack() -> None:
+    """A value at the nesting limit and an int at the bit limit encode, and decode even from
+    a deep stack: every node can read what any node may send."""
+    deepest: Any = 2**codec.MAX_INT_BITS - 1
+    for level in range(codec.MAX_DEPTH - 1):
+        # The costliest levels to decode: objects and tuples, each a nested document.
+        deepest = Reply(Ref("n", 1, level), deepest) if level % 2 else (deepest,)
+    signal = sig.MessageSignal(None, Pid("n", 1, 1), deepest)
+    data = encode(signal)
+    with pytest.raises(codec.Unencodable, match="nest at most"):
+        encode(sig.MessageSignal(None, Pid("n", 1, 1), [deepest]))
+
+    def decode_at(depth: int) -> Any:
+        return decode(data) if depth == 0 else decode_at(depth - 1)
+
+    assert decode_at(300) == signal
+    assert decode(encode(-(2**codec.MAX_INT_BITS) + 1)) == -(2**codec.MAX_INT_BITS) + 1
+
+
+def test_a_value_too_deep_for_the_callers_stack_is_refused_the_same_way() -> None:
+    """Called from a deep stack, encoding a value within the limit still raises only
+    ``Unencodable`` (the stack, not the value, ran out)."""
+    value = nested_lists(codec.MAX_DEPTH - 1)
+
+    def encode_at(depth: int) -> bytes:
+        return encode(value) if depth == 0 else encode_at(depth - 1)
+
+    limit = sys.getrecursionlimit()
+    with pytest.raises(codec.Unencodable, match="RecursionError"):
+        encode_at(limit - 50)
+
+
+surrogate_text = st.text(st.characters() | st.characters(codec=None, categories=["Cs"]), max_size=8)
+hostile_leaves = (
+    primitives
+    | surrogate_text
+    | st.builds(
+        lambda bits, sign: sign * (2**bits - 1),
+        st.integers(60, codec.MAX_INT_BITS + 2),
+        st.sampled_from([1, -1]),
+    )
+    | st.floats()
+    | pids
+    | st.builds(bytearray, st.binary(max_size=4))
+    | st.builds(BadRepr)
+    | st.builds(Crashed, surrogate_text, surrogate_text)
+    | st.builds(Shutdown, surrogate_text)
+)
+hostile = st.recursive(
+    hostile_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(surrogate_text, inner, max_size=3)
+        | st.builds(Shutdown, inner)
+        | st.builds(Reply, refs, inner)
+    ),
+    max_leaves=10,
+)
+
+
+@given(hostile)
+def test_encoding_anything_succeeds_or_raises_unencodable_only(value: Any) -> None:
+    """Any value encodes and comes back equal, or is refused with ``Unencodable`` whose text
+    is encodable; its stand-in always encodes."""
+    try:
+        data = encode(value)
+    except codec.Unencodable as error:
+        encode(str(error))
+        assert error.path.startswith("value")
+    else:
+        assert same(decode(data), value)
+    replacement = codec.stand_in(value)
+    assert decode(encode(replacement)) == replacement
+
+
+# -- the stand-in for an exit reason that cannot travel -------------------------------------
+
+
+def test_a_crashed_reason_keeps_its_type_and_text_escaped_in_its_stand_in() -> None:
+    """A ``Crashed`` with lone surrogates (a non-UTF-8 file name) stands in as the same crash,
+    the surrogates escaped."""
+    reason = Crashed("FileNotFoundError", "no file 'caf\udce9'", "Traceback...\n  caf\udce9\n")
+    with pytest.raises(codec.Unencodable):
+        encode(reason)
+    replacement = codec.stand_in(reason)
+    assert replacement == Crashed("FileNotFoundError", "no file 'caf\\udce9'", "Traceback...\n  caf\\udce9\n")
+    assert decode(encode(replacement)) == replacement
+    long = codec.stand_in(Crashed("E", "\udc80" + "x" * 100_000, "y" * 100_000))
+    assert len(long.message) == len(long.traceback) == 65_536
+    assert long.message.startswith("\\udc80xxx")
+
+
+@pytest.mark.parametrize(
+    ("reason", "text"),
+    [
+        (Shutdown(nested_lists(5000)), "lies 100 levels deep"),
+        (Shutdown(_cycle_list()), "a cycle"),
+        (Shutdown(BadRepr()), "not registered"),
+        (Shutdown("\udc80"), r"value\.detail \(type str\).*lone surrogate"),
+    ],
+    ids=["deep", "cycle", "repr-raises", "surrogate"],
+)
+def test_a_shutdown_stays_a_normal_shutdown_whose_detail_says_why(reason: Shutdown, text: str) -> None:
+    """A ``Shutdown`` stands in as a ``Shutdown`` (still a normal exit for restart policies)
+    whose detail is a text: a short repr of the original and why it cannot travel."""
+    replacement = codec.stand_in(reason)
+    assert type(replacement) is Shutdown and replacement.normal
+    assert isinstance(replacement.detail, str) and re.search(text, replacement.detail)
+    assert decode(encode(replacement)) == replacement
+
+
+def test_a_noproc_stays_a_noproc_with_its_last_reason_stood_in() -> None:
+    """A ``NoProc`` keeps its pid and time; only its last reason is stood in."""
+    pid = Pid("b", 1, 2)
+    replacement = codec.stand_in(NoProc(pid, Crashed("E", "\udc80" + "x" * 200_000), 1.5))
+    assert type(replacement) is NoProc and replacement.pid == pid and replacement.died_at == 1.5
+    last = replacement.last_reason
+    assert type(last) is Crashed and last.exc_type == "E" and len(last.message) == 65_536
+    assert codec.stand_in(NoProc(pid, Normal(), 1.5)) == NoProc(pid, Normal(), 1.5)
+    assert decode(encode(replacement)) == replacement
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (ExitSignal(Pid("b", 1, 2), Shutdown(BadRepr())), r"value\.reason\.detail \(type .*BadRepr\)"),
+        (NoConnection("n\udc80"), r"NoConnection\(node='n\\udc80'\): value\.node \(type str\)"),
+        ([1] * 100_000 + [BadRepr()], r"^\[1, 1, 1, 1, 1, 1, \.\.\.\]: value\[100000\] \(type .*BadRepr\)"),
+    ],
+    ids=["unregistered", "surrogate", "long"],
+)
+def test_anything_else_stands_in_as_a_crash_that_says_why(value: Any, text: str) -> None:
+    """Any other value stands in as ``Crashed(UNENCODABLE, text)``: a short repr and why."""
+    replacement = codec.stand_in(value)
+    assert type(replacement) is Crashed and replacement.exc_type == codec.UNENCODABLE
+    assert re.search(text, replacement.message), replacement.message
+    assert decode(encode(replacement)) == replacement
+
+
+# -- decoding hostile bytes: DecodeError and nothing else ------------------------------------
+
+
+def _ext(code: int, payload: bytes) -> bytes:
+    return msgspec.msgpack.encode(msgspec.msgpack.Ext(code, payload))
+
+
+def _nested_tuples(depth: int) -> bytes:
+    data = msgspec.msgpack.encode(None)
+    for _ in range(depth):
+        data = _ext(codec.EXT_TUPLE, b"\x91" + data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _nested_tuples(5000),
+        b"\x91" * 200_000 + b"\xc0",
+        b"\xdd\xff\xff\xff\xff",  # an array of 4 billion items, then nothing
+        b"\xdf\xff\xff\xff\xff",  # a map of 4 billion pairs
+        b"\xdb\xff\xff\xff\xff",  # a str of 4 GiB
+        b"\xc9\xff\xff\xff\xff\x01",  # an extension of 4 GiB
+        b"\xa2\xc3\x28",  # a str that is not UTF-8
+        _ext(codec.EXT_BIGINT, b"9" * 5000),
+        _ext(codec.EXT_BIGINT, b"\xff\xfe"),
+        _ext(codec.EXT_SET, msgspec.msgpack.encode([[1]])),  # an unhashable member
+        _ext(codec.EXT_DICT, msgspec.msgpack.encode([[1], 2])),  # an unhashable key
+        _ext(codec.EXT_OBJECT, msgspec.msgpack.encode(["rs.supervisor.ChildType", "NOPE"])),
+        _ext(codec.EXT_OBJECT, msgspec.msgpack.encode([1, 2])),
+    ],
+    ids=[
+        "deep-extensions",
+        "deep-arrays",
+        "huge-array",
+        "huge-map",
+        "huge-str",
+        "huge-ext",
+        "bad-utf8",
+        "long-bigint",
+        "bigint-not-text",
+        "unhashable-member",
+        "unhashable-key",
+        "unknown-member",
+        "nameless-object",
+    ],
+)
+def test_hostile_bytes_raise_decode_error_only(data: bytes) -> None:
+    """Hostile input raises ``DecodeError``: never ``RecursionError``, ``MemoryError``,
+    ``UnicodeDecodeError`` or ``TypeError``."""
+    with pytest.raises(DecodeError):
+        decode(data)
+
+
+def test_pids_with_long_node_names_are_not_kept_in_the_decoding_cache() -> None:
+    """Input from the network cannot fill the pid cache with large keys."""
+    codec._pid_decoded.clear()
+    decode(encode(Pid("n" * 1000, 1, 1)))
+    assert not codec._pid_decoded
+    decode(encode(Pid("n", 1, 1)))
+    assert len(codec._pid_decoded) == 1

@@ -190,9 +190,9 @@ async def test_the_last_holders_node_going_down_stops_the_starter_and_a_stale_co
         sup_b = await remote_supervisor(me, "b")
         spec = ChildSpec("db", starter.child_start)
         assert type(await sup_b.start_new_child(spec)) is ChildRunning
-        await starter.release()
-        stats = await starter.statistics()
-        assert not stats.owner_holds and stats.holders == {sup_b.pid}
+        await starter.release()  # a message to the owner: it returns before the release lands
+        stats = await wait_for_stats(starter, lambda s: not s.owner_holds)
+        assert stats.holders == {sup_b.pid}
 
         # The last holder's node is killed: the starter learns it within the detection bound
         # and stops, since nobody holds it any more.

@@ -1,19 +1,31 @@
-"""The supervisor's and the starter's types cross nodes: round trips through the codec."""
+"""The supervisor's and the starter's types cross nodes: round trips through the codec; and
+the golden file that pins every wire name of the project and its field order."""
 
 from __future__ import annotations
 
 import enum
 import inspect
+import json
 import math
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
-from refcount_starter.remote.codec import decode, encode, refuse_type, register_type, registered_name
+from refcount_starter.remote import service as _remote_service  # noqa: F401  (registers its types)
+from refcount_starter.remote.codec import (
+    Unencodable,
+    decode,
+    encode,
+    refuse_type,
+    register_type,
+    registered_name,
+)
+from refcount_starter.remote.registry import by_name
 from refcount_starter.runtime import Crashed, NoConnection, NoProc, Normal, Pid, Ref, Shutdown
 from refcount_starter.starter import client as starter_client
 from refcount_starter.starter import errors as starter_errors
@@ -205,9 +217,11 @@ def test_stale_copy_message_names_the_starter_pid_after_a_round_trip() -> None:
 def test_a_local_start_cannot_travel_and_says_what_to_use() -> None:
     spec = ChildSpec.worker("db", _worker)
     assert type(spec.start) is LocalStart
-    with pytest.raises(TypeError, match=r"LocalStart cannot cross nodes.*RunClosure"):
+    with pytest.raises(
+        Unencodable, match=r"value\.start \(type .*LocalStart\) cannot cross nodes.*RunClosure"
+    ):
         encode(spec)
-    with pytest.raises(TypeError, match="LocalStart cannot cross nodes"):
+    with pytest.raises(TypeError, match=r"value\.spec\.start \(type .*LocalStart\)"):
         encode(sup_messages.StartNewChild(spec))
     # A supervisor child spec starts through a LocalStart too.
     with pytest.raises(TypeError, match="LocalStart"):
@@ -332,3 +346,110 @@ def test_the_registrations_need_no_msgspec() -> None:
         [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+# -- the golden file ----------------------------------------------------------------------
+
+GOLDEN = Path(__file__).with_name("golden_wire.json")
+GOLDEN_HOW_TO = (
+    "the project's wire names are part of the protocol (ADR-0008): a change here breaks "
+    "nodes of other versions. If the change is meant (a new type, a field added with a "
+    "default), record it in the ADR and rewrite the golden file with "
+    "`.venv/bin/python -m tests.remote.test_wire_types`, then review its diff"
+)
+
+
+def project_wire_types() -> dict[str, dict[str, Any]]:
+    """Every wire name of the project (``rs.*``), with what travels, in wire order: the
+    fields of an attrs class or a named tuple, the member names of an enum, or ``args``."""
+    described: dict[str, dict[str, Any]] = {}
+    for name, entry in sorted(by_name.items()):
+        if not name.startswith("rs."):
+            continue  # a test's or an application's own type
+        if entry.fields is None:
+            described[name] = {"enum": [member.name for member in entry.cls]}  # type: ignore[attr-defined]
+        elif entry.positional:
+            described[name] = {"args": True}
+        else:
+            described[name] = {"fields": [field for field, _ in entry.fields]}
+    return described
+
+
+def golden_text(described: dict[str, dict[str, Any]]) -> str:
+    """The golden file's text: one wire type per line, sorted by wire name."""
+    lines = [f"  {json.dumps(name)}: {json.dumps(what)}" for name, what in sorted(described.items())]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def test_every_wire_name_and_its_field_order_is_pinned() -> None:
+    """Every registered wire name of the project, and its fields in wire order, is in the
+    golden file, and nothing else is: renaming a class, reordering or renaming its fields, or
+    dropping a registration shows here."""
+    golden = json.loads(GOLDEN.read_text())
+    current = project_wire_types()
+    added = sorted(current.keys() - golden.keys())
+    gone = sorted(golden.keys() - current.keys())
+    changed = {
+        name: (golden[name], current[name])
+        for name in golden.keys() & current.keys()
+        if golden[name] != current[name]
+    }
+    assert not added and not gone and not changed, (
+        f"wire types added: {added}; gone: {gone}; changed (golden, now): {changed}. {GOLDEN_HOW_TO}"
+    )
+
+
+def test_the_golden_file_is_in_its_canonical_form() -> None:
+    """The golden file reads one type per line, sorted, so that its diffs are readable."""
+    assert GOLDEN.read_text() == golden_text(json.loads(GOLDEN.read_text()))
+
+
+def test_renaming_every_class_changes_no_wire_name() -> None:
+    """Every registration site writes its wire names out: with every class of the project
+    renamed before its registration runs, the registered names are still the golden ones."""
+    script = textwrap.dedent(
+        """
+        import importlib, json, sys, types
+
+        def rename_classes_of(prefix):
+            for module_name, module in list(sys.modules.items()):
+                if module is None or not module_name.startswith(prefix):
+                    continue
+                for value in list(vars(module).values()):
+                    if isinstance(value, type) and value.__module__ == module_name:
+                        value.__name__ = "Renamed" + value.__name__
+                        value.__qualname__ = "Renamed" + value.__qualname__
+
+        # The package, with the wire modules held back: nothing is registered yet.
+        wires = ("refcount_starter.supervisor.wire", "refcount_starter.starter.wire")
+        for wire in wires:
+            sys.modules[wire] = types.ModuleType(wire)
+        import refcount_starter, refcount_starter.remote.errors
+        assert "refcount_starter.remote.registry" not in sys.modules
+        rename_classes_of("refcount_starter.")
+        # Now the registrations: the registry's own (the runtime's types), then the others.
+        for wire in wires:
+            del sys.modules[wire]
+            importlib.import_module(wire)
+        import refcount_starter.remote.service
+        from refcount_starter.runtime import Pid
+        assert Pid.__name__ == "RenamedPid"
+        from tests.remote.test_wire_types import project_wire_types
+        print(json.dumps(project_wire_types()))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads(GOLDEN.read_text())
+
+
+if __name__ == "__main__":
+    GOLDEN.write_text(golden_text(project_wire_types()))
+    print(f"wrote {GOLDEN}")

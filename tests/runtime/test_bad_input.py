@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -14,6 +15,7 @@ from refcount_starter.runtime import (
     Node,
     NoProc,
     Normal,
+    Pid,
     Process,
     ProcessNotAlive,
     Shutdown,
@@ -66,20 +68,47 @@ async def test_spawn_of_a_non_callable(bad: Any) -> None:
             me.spawn_link(bad)
         with pytest.raises(TypeError):
             me.spawn_monitor(bad)
-        assert node.process_count == before and me._links == set() and me._monitors == {}
+        assert node.process_count == before and me.info().links == () and me.info().monitors == ()
         await still_works(node, me)
 
 
-async def test_spawning_a_plain_function_crashes_only_that_process(caplog: pytest.LogCaptureFixture) -> None:
-    """A callable that is not async makes its process crash with a TypeError; the node runs on."""
+async def test_spawning_a_plain_function_is_refused_at_the_call() -> None:
+    """A plain ``def`` is refused with a TypeError naming it at spawn; nothing starts."""
 
     def not_async(p: Process) -> None:
         pass
 
     async with Node() as node, node.process() as me:
-        reason = await node.wait(me.spawn(not_async))
-        assert reason.exc_type == "TypeError"  # type: ignore[attr-defined]
+        before = node.process_count
+        for spawn in (me.spawn, me.spawn_link, me.spawn_monitor, node.spawn):
+            with pytest.raises(TypeError, match="not_async"):
+                spawn(not_async)
+        with pytest.raises(TypeError, match="async"):
+            me.spawn_for(me.pid, me.reserve_monitor(), not_async)
+        assert node.process_count == before and me.info().links == ()
         await still_works(node, me)
+
+
+async def test_async_callables_of_every_shape_are_accepted() -> None:
+    """A partial of an async function, a decorated one, and an object with an async
+    ``__call__`` all run as processes."""
+
+    async def report(p: Process, to: Pid, word: str) -> None:
+        p.send(to, word)
+
+    @functools.wraps(report)
+    def decorated(p: Process, to: Pid, word: str) -> Any:
+        return report(p, to, word)
+
+    class Callable:
+        async def __call__(self, p: Process, to: Pid, word: str) -> None:
+            p.send(to, word)
+
+    async with Node() as node, node.process() as me:
+        me.spawn(functools.partial(report, word="partial"), me.pid)
+        me.spawn(decorated, me.pid, "decorated")
+        me.spawn(Callable(), me.pid, "object")
+        assert sorted([await me.receive(timeout=5) for _ in range(3)]) == ["decorated", "object", "partial"]
 
 
 @pytest.mark.parametrize("bad", [-1, -0.001, math.nan, -math.inf])
@@ -91,7 +120,7 @@ async def test_negative_timeout_for_receive_and_call(bad: float) -> None:
         server = me.spawn(echo)
         with pytest.raises(ValueError, match="timeout"):
             await me.call(server, "x", timeout=bad)
-        assert me._monitors == {}  # a refused call sets no monitor
+        assert me.info().monitors == ()  # a refused call sets no monitor
         await still_works(node, me)
 
 
@@ -119,7 +148,7 @@ async def test_call_to_a_malformed_address() -> None:
     async with Node() as node, node.process() as me:
         with pytest.raises(TypeError, match="42"):
             await me.call(42, "x")  # type: ignore[arg-type]
-        assert me._monitors == {}
+        assert me.info().monitors == ()
         await still_works(node, me)
 
 
@@ -173,7 +202,7 @@ async def test_pid_operations_with_a_non_pid(bad: Any) -> None:
             me.monitor(bad if not isinstance(bad, str) else 42)
         with pytest.raises(TypeError, match="'ref'"):
             me.demonitor("ref")  # type: ignore[arg-type]
-        assert me._links == set() and me._monitors == {}
+        assert me.info().links == () and me.info().monitors == ()
         await still_works(node, me)
 
 

@@ -40,8 +40,8 @@ async def test_call_leaves_no_monitor_or_message_behind() -> None:
         pid = me.spawn(echo)
         me.send(me.pid, "unrelated")
         await me.call(pid, 1, timeout=5)
-        assert me._monitors == {}
-        assert me._mailbox.snapshot() == ["unrelated"]
+        assert me.info().monitors == ()
+        assert me.queued() == ["unrelated"]
 
 
 async def test_call_by_registered_name() -> None:
@@ -81,7 +81,7 @@ async def test_call_fails_with_the_callee_exit_reason() -> None:
             logging.getLogger("refcount_starter.runtime.node").disabled = False
         assert isinstance(info.value.reason, Crashed)
         assert info.value.reason.message == "cannot handle 'req'"
-        assert me._monitors == {}
+        assert me.info().monitors == ()
 
 
 async def test_call_fails_when_the_callee_exits_normally_without_replying() -> None:
@@ -103,7 +103,7 @@ async def test_call_timeout_raises_and_cleans_up() -> None:
         with pytest.raises(CallTimeout, match=r"0\.01") as info:
             await me.call(pid, "req", timeout=0.01)
         assert isinstance(info.value, TimeoutError) and info.value.target == pid
-        assert me._monitors == {}
+        assert me.info().monitors == ()
         me.exit(pid, Shutdown())
         await node.wait(pid)
         assert me.mailbox_size == 0  # no Down from the dropped monitor
@@ -158,7 +158,7 @@ async def test_calling_oneself_is_refused() -> None:
             await me.call(me.pid, "req")
         with pytest.raises(ValueError, match="itself"):
             await me.call("me", "req")
-        assert me._monitors == {} and me.mailbox_size == 0
+        assert me.info().monitors == () and me.mailbox_size == 0
 
 
 async def test_a_late_reply_is_an_ordinary_message() -> None:
@@ -178,7 +178,7 @@ async def test_a_late_reply_is_an_ordinary_message() -> None:
         assert await node.wait(pid) == Normal()
         late = await me.receive(timeout=0)
         assert isinstance(late, Reply) and late.value == "late"
-        assert not any(isinstance(m, Down) for m in me._mailbox.snapshot())
+        assert not any(isinstance(m, Down) for m in me.queued())
 
 
 async def test_a_cancelled_call_leaves_no_monitor_behind() -> None:
@@ -189,10 +189,10 @@ async def test_a_cancelled_call_leaves_no_monitor_behind() -> None:
         silent = me.spawn(idle)
         with anyio.move_on_after(0.01):
             await me.call(silent, "never answered")
-        assert me._monitors == {}
+        assert me.info().monitors == ()
         me.exit(silent, Kill())
         assert await node.wait(silent) is not None
-        assert [m for m in me._mailbox.snapshot() if isinstance(m, Down)] == []
+        assert [m for m in me.queued() if isinstance(m, Down)] == []
 
 
 async def test_two_tasks_receiving_on_one_process_is_a_clear_error() -> None:

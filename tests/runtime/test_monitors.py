@@ -95,7 +95,7 @@ async def test_demonitor_flushes_a_pending_down() -> None:
         await node.wait(pid)
         me.send(me.pid, "after")
         me.demonitor(ref)
-        assert me._mailbox.snapshot() == ["before", "after"]
+        assert me.queued() == ["before", "after"]
 
 
 async def test_demonitor_without_flush_keeps_a_pending_down() -> None:
@@ -141,8 +141,7 @@ async def test_a_dead_watcher_leaves_nothing_behind() -> None:
 
         watcher = me.spawn(watch_and_die)
         await node.wait(watcher)
-        process = node._lookup(target)
-        assert process is not None and process._watchers == {}
+        assert node.info(target).monitored_by == ()
 
 
 async def test_spawn_for_links_and_monitors_the_owner_before_the_child_runs() -> None:
@@ -170,7 +169,7 @@ async def test_a_down_that_arrives_before_bind_is_accepted() -> None:
         await node.wait(pid)
         me.bind_monitor(ref, pid)  # too late to matter, and harmless
         assert await me.receive(timeout=0) == Down(ref, pid, Normal())
-        assert ref not in me._monitors
+        assert ref not in dict(me.info().monitors)
 
 
 async def test_a_reserved_monitor_can_be_given_up() -> None:
@@ -178,7 +177,7 @@ async def test_a_reserved_monitor_can_be_given_up() -> None:
     async with Node() as node, node.process() as me:
         ref = me.reserve_monitor()
         me.demonitor(ref)
-        assert ref not in me._monitors
+        assert ref not in dict(me.info().monitors)
 
 
 async def test_spawn_for_a_dead_owner_exits_noproc_at_once() -> None:

@@ -77,7 +77,7 @@ async def test_remote_demonitor_stops_the_down() -> None:
         pid = b.spawn(exit_on_message)
         ref = me.monitor(pid)
         me.demonitor(ref)
-        assert b._lookup(pid)._watchers == {}  # type: ignore[union-attr]
+        assert b.info(pid).monitored_by == ()
         witness = me.monitor(pid)
         me.send(pid, Normal())
         assert (await me.receive(timeout=5)).ref == witness
@@ -112,7 +112,7 @@ async def test_remote_unlink_stops_propagation() -> None:
         pid = b.spawn(exit_on_message)
         me.link(pid)
         me.unlink(pid)
-        assert b._lookup(pid)._links == set()  # type: ignore[union-attr]
+        assert b.info(pid).links == ()
         ref = me.monitor(pid)
         me.send(pid, Shutdown())
         assert await me.receive(timeout=5) == Down(ref, pid, Shutdown())
@@ -149,11 +149,9 @@ async def test_remote_call() -> None:
         assert isinstance(info.value.reason, NoProc) and info.value.reason.last_reason == Normal()
 
 
-def _open_calls(node: Node, pid: Pid) -> tuple[dict[Any, Pid], dict[Any, Any]]:
-    """The watchers on ``pid`` and the node's unanswered calls from other nodes."""
-    proc = node._lookup(pid)
-    assert proc is not None
-    return proc._watchers, node._inbound_calls
+def _open_calls(node: Node, pid: Pid) -> tuple[tuple[Any, ...], int]:
+    """The monitors set on ``pid`` and the node's unanswered calls from other nodes."""
+    return node.info(pid).monitored_by, node.inbound_calls
 
 
 async def test_a_remote_call_is_one_signal_each_way_and_leaves_no_monitor(
@@ -174,8 +172,8 @@ async def test_a_remote_call_is_one_signal_each_way_and_leaves_no_monitor(
         for i in range(3):
             assert await me.call(server, i, timeout=5) == ("echo", i)
         assert sent == ["CallSignal", "ReplySignal"] * 3
-        assert me._monitors == {}
-        assert _open_calls(b, server) == ({}, {})
+        assert me.info().monitors == ()
+        assert _open_calls(b, server) == ((), 0)
 
 
 async def answer_from_a_worker(p: Process) -> None:
@@ -195,8 +193,8 @@ async def test_a_remote_call_answered_by_another_process_leaves_no_monitor() -> 
     async with two_nodes() as (_, a, b), a.process() as me:
         router = b.spawn(answer_from_a_worker)
         assert await me.call(router, "q", timeout=5) == ("worker", "q")
-        assert me._monitors == {}
-        assert _open_calls(b, router) == ({}, {})
+        assert me.info().monitors == ()
+        assert _open_calls(b, router) == ((), 0)
 
 
 async def test_a_remote_call_that_times_out_or_fails_leaves_nothing_behind() -> None:
@@ -206,8 +204,8 @@ async def test_a_remote_call_that_times_out_or_fails_leaves_nothing_behind() -> 
         silent = b.spawn(idle)
         with pytest.raises(TimeoutError):
             await me.call(silent, "never", timeout=0.01)
-        assert me._monitors == {}
-        assert _open_calls(b, silent) == ({}, {})
+        assert me.info().monitors == ()
+        assert _open_calls(b, silent) == ((), 0)
         dying = b.spawn(idle)
         calling = anyio.Event()
 
@@ -220,10 +218,10 @@ async def test_a_remote_call_that_times_out_or_fails_leaves_nothing_behind() -> 
         a.spawn(call_it)
         await calling.wait()
         await anyio.wait_all_tasks_blocked()
-        assert len(b._inbound_calls) == 1
+        assert b.inbound_calls == 1
         b.exit(dying, Shutdown("bye"))
         assert await me.receive(timeout=5) == Shutdown("bye")
-        assert b._inbound_calls == {}
+        assert b.inbound_calls == 0
 
 
 async def test_losing_the_caller_node_drops_its_open_calls() -> None:
@@ -239,15 +237,15 @@ async def test_losing_the_caller_node_drops_its_open_calls() -> None:
 
                     async def cut_off() -> None:
                         await anyio.wait_all_tasks_blocked()
-                        assert len(b._inbound_calls) == 1
+                        assert b.inbound_calls == 1
                         net.disconnect("a")
 
                     tg.start_soon(cut_off)
                     with pytest.raises(CallFailed) as info:
                         await me.call(server, "q")
             assert info.value.reason == NoConnection("b")
-        assert b._inbound_calls == {}
-        assert _open_calls(b, server) == ({}, {})
+        assert b.inbound_calls == 0
+        assert _open_calls(b, server) == ((), 0)
 
 
 async def test_remote_link_and_monitor_of_a_dead_pid_give_noproc() -> None:
@@ -276,7 +274,7 @@ async def test_closing_a_node_reports_each_remote_process_exit() -> None:
             ExitSignal(linked, stopping),
             Down(ref, linked, stopping),
         ]
-        assert me._links == set() and me._monitors == {}
+        assert me.info().links == () and me.info().monitors == ()
         assert net.node_names == ["a"]
 
 
@@ -307,7 +305,7 @@ async def test_losing_a_node_fires_noconnection_on_every_link_and_monitor() -> N
                     ],
                 )
             )
-            assert me._links == set() and me._monitors == {} and me._watchers == {}
+            assert me.info().links == () and me.info().monitors == () and me.info().monitored_by == ()
             # The far side sees a go as well, and can no longer reach it.
             got_far = {await far.receive(timeout=5), await far.receive(timeout=5)}
             assert got_far == {
@@ -397,7 +395,7 @@ async def test_spawn_for_a_remote_owner() -> None:
         async with b.process() as starter:
             child = starter.spawn_for(sup.pid, ref, exit_on_message)
         sup.bind_monitor(ref, child)
-        assert child in sup._links
+        assert child in sup.info().links
         sup.send(child, Shutdown("done"))
         got = {await sup.receive(timeout=5), await sup.receive(timeout=5)}
         assert got == {ExitSignal(child, Shutdown("done")), Down(ref, child, Shutdown("done"))}

@@ -223,7 +223,8 @@ async def test_the_recently_dead_table_is_bounded() -> None:
             pid = node.spawn(exit_with, Shutdown(n))
             await node.wait(pid)
             pids.append(pid)
-        assert len(node._dead) == 3
+        remembered = [node.why_dead(pid).last_reason for pid in pids]
+        assert remembered == [None, None, Shutdown(2), Shutdown(3), Shutdown(4)]
         assert node.why_dead(pids[0]) == NoProc(pids[0])
         assert node.why_dead(pids[4]).last_reason == Shutdown(4)
         assert await node.wait(pids[0]) == NoProc(pids[0])
@@ -263,7 +264,9 @@ async def test_introspection() -> None:
     [
         ({"name": "a.b"}, ValueError),
         ({"name": ""}, ValueError),
-        ({"name": 5}, ValueError),
+        ({"name": 5}, TypeError),
+        ({"name": b"a"}, TypeError),
+        ({"dead_table_size": 1.5}, TypeError),
         ({"shutdown_timeout": -1}, ValueError),
         ({"shutdown_timeout": "5"}, TypeError),
         ({"dead_table_size": -1}, ValueError),

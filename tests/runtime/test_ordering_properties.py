@@ -138,7 +138,7 @@ def test_selective_receive_keeps_the_rest_in_order(messages: list[object], kind:
                 except TimeoutError:
                     break
             assert taken == [m for m in messages if type(m) is kind]
-            assert me._mailbox.snapshot() == [m for m in messages if type(m) is not kind]
+            assert me.queued() == [m for m in messages if type(m) is not kind]
 
     for backend in BACKENDS:
         anyio.run(check, backend=backend)

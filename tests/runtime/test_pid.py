@@ -50,13 +50,24 @@ def test_pids_are_ordered_and_printable() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "named"),
-    [(("", 1, 1), "node"), ((7, 1, 1), "node"), (("n", -1, 1), "incarnation"), (("n", 1, 1.5), "serial")],
+    ("args", "named", "error"),
+    [
+        (("", 1, 1), "node", ValueError),
+        ((7, 1, 1), "node", TypeError),
+        (("n", -1, 1), "incarnation", ValueError),
+        (("n", 1, -2), "serial", ValueError),
+        (("n", 1, 1.5), "serial", TypeError),
+        (("n", "1", 1), "incarnation", TypeError),
+    ],
 )
-def test_malformed_pid_parts_are_refused(args: tuple[object, object, object], named: str) -> None:
-    """A pid part of the wrong type or range raises a TypeError naming the field and the value."""
-    with pytest.raises(TypeError, match=named):
-        Pid(*args)  # type: ignore[arg-type]
+def test_malformed_pid_parts_are_refused(
+    args: tuple[object, object, object], named: str, error: type[Exception]
+) -> None:
+    """A pid part of the wrong type raises a TypeError, one out of range a ValueError, each
+    naming the field and the value (the library's rule everywhere)."""
+    for cls in (Pid, Ref):
+        with pytest.raises(error, match=named):
+            cls(*args)  # type: ignore[arg-type]
 
 
 def test_a_bool_is_not_a_serial() -> None:

@@ -44,7 +44,7 @@ async def test_selective_receive_by_tuple_of_types_and_predicate() -> None:
         assert await me.receive((str, bytes)) == "x"
         assert await me.receive(int, where=lambda n: n % 2 == 0) == 4
         assert await me.receive(where=lambda m: isinstance(m, bytes)) == b"y"
-        assert me._mailbox.snapshot() == [1.5, 3]
+        assert me.queued() == [1.5, 3]
 
 
 async def test_selective_receive_waits_past_non_matching_arrivals() -> None:

@@ -33,6 +33,7 @@ from refcount_starter.starter import (
 from refcount_starter.starter.protocol import ReplyRefused
 from refcount_starter.starter.service import AcquireAndStart, AcquireRef, StartChild, Started
 from refcount_starter.supervisor.errors import StarterGone, StartFailureDied
+from refcount_starter.supervisor.start import InitAck
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +51,10 @@ async def crash_at_once(p: Process) -> None:
 
 
 async def terminate(sup: Process, pid: Pid, ref: Any) -> Down:
-    """What terminate_child does: Shutdown, then wait for the Down and flush the link signal."""
+    """What a supervisor does: take the child's init acknowledgement (sent straight to the
+    holder, never through the starter), then terminate_child: Shutdown, wait for the Down
+    and flush the link signal."""
+    await sup.receive(InitAck, where=lambda m: m.ref == ref)
     sup.exit(pid, Shutdown())
     down: Down = await sup.receive(Down, where=lambda m: m.ref == ref)
     await sup.receive(ExitSignal, where=lambda m: m.sender == pid)
@@ -201,14 +205,37 @@ async def test_the_owners_release_is_a_signal_that_never_blocks() -> None:
         assert node.is_alive(owner.pid)
 
 
-async def test_the_node_itself_can_still_stop_a_starter() -> None:
-    """``Node.exit(starter, Shutdown())`` comes from the node, not from the owner: it stops
-    the starter (a Halt), even while a supervisor holds it."""
+@pytest.mark.parametrize("reason", [Normal(), Shutdown()], ids=["normal", "shutdown"])
+async def test_regression_a_node_exit_leaves_a_held_starter_running(reason: Any) -> None:
+    """Guards against a ``Node.exit`` from user code halting a held starter (ADR-0004): the
+    node's pid is not the node's stop, so the next restart still works."""
     async with Node() as node, node.process() as owner, node.process(trap_exits=True) as sup:
         starter = await spawn_child_starter(owner, worker)
-        await starter.child_start.acquire(sup, "w")
-        node.exit(starter.pid, Shutdown())
-        assert await starter.wait() == Shutdown()
+        start = starter.child_start
+        lease = await start.acquire(sup, "w")
+        pid, ref = await start.start(sup, "w", lease)
+        await terminate(sup, pid, ref)
+        node.exit(starter.pid, reason)
+        stats = await starter.statistics()  # answered after the signal: the starter runs
+        assert not stats.stopped and (sup.pid, "w") in stats.references
+        assert stats.spurious_releases == 1  # from a non-owner: counted, nothing released
+        pid2, ref2 = await start.start(sup, "w", lease)  # the next restart
+        assert pid2 != pid and node.is_alive(pid2)
+        await terminate(sup, pid2, ref2)
+        start.release(sup, "w", lease)
+        await starter.release()
+        assert await starter.wait() == Normal()
+
+
+async def test_a_node_exit_kill_stops_a_held_starter() -> None:
+    """``Node.exit(starter, Kill())`` is the documented way to stop a held starter by force."""
+    async with Node() as node, node.process() as owner, node.process(trap_exits=True) as sup:
+        starter = await spawn_child_starter(owner, worker)
+        lease = await starter.child_start.acquire(sup, "w")
+        node.exit(starter.pid, Kill())
+        assert await starter.wait() == Killed()
+        with pytest.raises(StarterGone):
+            await starter.child_start.start(sup, "w", lease)
 
 
 async def test_owner_death_releases_the_owner_reference() -> None:

@@ -87,15 +87,26 @@ async def test_statistics_counts() -> None:
         )
         await sup.add_child(ChildSpec("b", worker))
         await sup.subscribe()
-        assert await sup.statistics() == SupervisorStatistics(3, 2, 2, 1, 1, 1, 0)
+        limit = {"max_restarts": 1, "within_seconds": 5.0}
+        keys = ("a", "s", "b")
+        assert await sup.statistics() == SupervisorStatistics(
+            3, 2, 2, 1, 1, 1, 0, **limit, restarts_by_key=tuple((k, 0) for k in keys)
+        )
         a = await pid_of(sup, "a")
         me.exit(a, Kill())
         await next_event(me, SupervisedChildStarted, key="a")
-        assert await sup.statistics() == SupervisorStatistics(3, 2, 2, 1, 1, 1, 1)
+        by_key = (("a", 1), ("s", 0), ("b", 0))
+        assert await sup.statistics() == SupervisorStatistics(
+            3, 2, 2, 1, 1, 1, 1, **limit, restarts_in_window=1, restarts_by_key=by_key
+        )
         await sup.terminate_child("s")
-        assert await sup.statistics() == SupervisorStatistics(3, 1, 2, 1, 1, 0, 1)
+        assert await sup.statistics() == SupervisorStatistics(
+            3, 1, 2, 1, 1, 0, 1, **limit, restarts_in_window=1, restarts_by_key=by_key
+        )
         await sup.delete_child("s")
-        assert await sup.statistics() == SupervisorStatistics(2, 1, 2, 0, 1, 0, 1)
+        assert await sup.statistics() == SupervisorStatistics(
+            2, 1, 2, 0, 1, 0, 1, **limit, restarts_in_window=1, restarts_by_key=(("a", 1), ("b", 0))
+        )
         await sup.shutdown_and_wait()
 
 

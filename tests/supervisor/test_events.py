@@ -8,6 +8,7 @@ import pytest
 
 from refcount_starter import supervisor
 from refcount_starter.runtime import Address, Node, Pid, Process
+from refcount_starter.runtime.table import Table
 from refcount_starter.supervisor import (
     ChildSpec,
     RestartLimit,
@@ -25,15 +26,15 @@ pytestmark = pytest.mark.anyio
 def spy_on_events(monkeypatch: pytest.MonkeyPatch, node: Node, sup: Supervisor) -> list[Pid]:
     """Record the pid each event of ``sup`` is sent to, as the node routes it."""
     sent: list[Pid] = []
-    route = node._send
+    route = Table.send
 
-    def send(sender: Pid | None, to: Address, message: Any) -> None:
-        if sender == sup.pid and isinstance(message, SupervisorEvent):
+    def send(table: Table, sender: Pid | None, to: Address, message: Any) -> None:
+        if table.name == node.name and sender == sup.pid and isinstance(message, SupervisorEvent):
             assert type(to) is Pid
             sent.append(to)
-        route(sender, to, message)
+        route(table, sender, to, message)
 
-    monkeypatch.setattr(node, "_send", send)
+    monkeypatch.setattr(Table, "send", send)
     return sent
 
 

@@ -83,7 +83,7 @@ async def test_parallel_shutdown_signals_all_at_once() -> None:
         sup = await supervisor.start(me, RestartOne(), specs, shutdown=ParallelShutdown())
         await sup.subscribe()
         await sup.shutdown_and_wait()
-        reasons = [e.reason for e in me._mailbox.snapshot() if isinstance(e, SupervisedChildStopped)]
+        reasons = [e.reason for e in me.queued() if isinstance(e, SupervisedChildStopped)]
     assert sorted(arrived) == ["a", "b", "c"]
     assert reasons == [Normal()] * 3
 
@@ -96,7 +96,7 @@ async def test_parallel_shutdown_kills_the_slow() -> None:
         sup = await supervisor.start(me, RestartOne(), specs, shutdown=ParallelShutdown())
         await sup.subscribe()
         await sup.shutdown_and_wait()
-        stopped = {e.key: e.reason for e in me._mailbox.snapshot() if isinstance(e, SupervisedChildStopped)}
+        stopped = {e.key: e.reason for e in me.queued() if isinstance(e, SupervisedChildStopped)}
     assert stopped == {"s": Killed(), "a": Normal(), "b": Normal()}
 
 

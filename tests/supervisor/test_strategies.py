@@ -101,7 +101,10 @@ async def test_branch_strategies_restart_their_branch(strategy: Any, restarted: 
         assert set(event.keys) == set(restarted)
         for key in "abcd":
             assert (after[key] != before[key]) == (key in restarted), key
-        assert (await sup.statistics()).total_restarts == 1
+        statistics = await sup.statistics()
+        assert statistics.total_restarts == 1 and statistics.restarts_in_window == 1
+        # A branch restart is counted once, for the child whose exit caused it.
+        assert statistics.restarts_by_key == (("a", 0), ("b", 0), ("c", 1), ("d", 0))
         await sup.shutdown_and_wait()
 
 
