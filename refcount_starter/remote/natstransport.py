@@ -206,7 +206,6 @@ class NatsTransport:
         self._strangers = 0
         self._verifications = 0
         self._slow_consumer_drops = 0
-        self._disconnects = 0
         self._reconnects = 0
         self._disconnected_at = 0.0
         self._slow_consumer_logged = -1e9
@@ -879,7 +878,6 @@ class NatsTransport:
             # it goes on; a lost envelope is a gap that ends it, and a longer outage ends
             # every session through the heartbeats. See ADR-0007 and ADR-0013.
             self._disconnected_at = time.monotonic()
-            self._disconnects += 1
             _log.warning("node lost its NATS connection; reconnecting")
 
     async def _on_reconnected(self) -> None:

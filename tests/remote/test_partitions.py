@@ -166,7 +166,10 @@ async def test_a_partition_longer_than_the_bound(cluster: LocalCluster, tmp_path
         stats = await wait_for_stats(w.starter, lambda s: set(s.references) == {(w.sup_c.pid, "db")})
         assert not stats.stopped
         # b's supervisor saw its child die and tries to restart it: a start failure, counted.
-        await them.receive(SupervisedChildRestarting, where=lambda e: e.key == "db", timeout=SETTLE)
+        restarting = await them.receive(
+            SupervisedChildRestarting, where=lambda e: e.key == "db", timeout=SETTLE
+        )
+        assert restarting.pid == child_b and restarting.reason == NoConnection("a")
         failure = await them.receive(
             SupervisedChildStartFailure, where=lambda e: e.key == "db", timeout=SETTLE
         )
