@@ -54,21 +54,40 @@ def _find(items: deque[Any], predicate: Callable[[Any], bool], start: int) -> in
 
     Linear in the messages it looks at: a deque is indexed in O(distance to its nearer end),
     so the scan never indexes from the front; it iterates, after skipping ``start`` messages
-    in C or copying the last ``len - start`` ones, whichever is shorter.
+    in C or copying the last ``len - start`` ones, whichever is shorter. Messages the
+    predicate itself sends to this mailbox are looked at too, in their turn: -1 means no
+    message up to the end, as it is when ``_find`` returns, matches.
     """
-    length = len(items)
-    tail = length - start
-    if start <= tail:
-        for index, message in enumerate(islice(items, start, None) if start else items, start):
-            if predicate(message):
-                return index
-        return -1
-    # A resumed scan or a call's marker near the end: only the newest messages are looked at.
-    newest = list(islice(reversed(items), tail))
-    for offset, message in enumerate(reversed(newest)):
-        if predicate(message):
-            return start + offset
-    return -1
+    while True:
+        length = len(items)
+        tail = length - start
+        if tail <= 0:
+            return -1
+        index = start
+        try:
+            if start <= tail:
+                for index, message in enumerate(islice(items, start, None) if start else items, start):
+                    if predicate(message):
+                        return index
+                return -1
+            # A resumed scan or a call's marker near the end: only the newest messages are
+            # looked at.
+            newest = list(islice(reversed(items), tail))
+            for offset, message in enumerate(reversed(newest)):
+                if predicate(message):
+                    return start + offset
+        except RuntimeError as exc:
+            # "deque mutated during iteration", raised here by the iterator (not by the
+            # predicate, whose frame would be in the traceback): the predicate sent to this
+            # mailbox (it cannot take from it, see Mailbox.refuse_taking). Go on after the
+            # message it was looking at.
+            if len(items) == length or exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+                raise
+            start = index + 1
+            continue
+        if len(items) == length:
+            return -1
+        start = length
 
 
 class Mailbox(deque[Any]):
@@ -83,12 +102,16 @@ class Mailbox(deque[Any]):
     that the next receive is a checkpoint (a kill calls it).
     """
 
-    __slots__ = ("_budget", "_waiter")
+    __slots__ = ("_budget", "_scanning", "_waiter")
 
     def __init__(self) -> None:
-        super().__init__()
+        # deque.__new__ made an empty deque already; deque.__init__ (no items, no maxlen)
+        # would only clear it again.
         self._waiter: Any = None
         self._budget = BUDGET
+        # A selective receive is calling its predicate: nothing may take a message (the
+        # scan's indices would shift), while sending to this mailbox is fine.
+        self._scanning = False
 
     def put(self, message: Any) -> None:
         """Append ``message`` and wake the reader if it is parked."""
@@ -105,23 +128,26 @@ class Mailbox(deque[Any]):
         """Make the next receive a checkpoint (the process was killed or must yield)."""
         self._budget = 0
 
-    def take(self, predicate: Callable[[Any], bool] | None) -> tuple[bool, Any]:
-        """Take the oldest matching message without waiting: ``(found, message)``."""
-        items = self
-        if predicate is None:
-            if items:
-                return True, items.popleft()
-            return False, None
-        index = _find(items, predicate, 0)
-        if index < 0:
-            return False, None
-        message = items[index]
-        del items[index]
-        return True, message
+    def refuse_taking(self) -> None:
+        """Refuse to take messages while a receive holds indices into the mailbox: its
+        predicate is running, or it is parked (its reader is another task).
+
+        Raises:
+            RuntimeError: A receive is under way.
+        """
+        if self._scanning:
+            raise RuntimeError(
+                "a receive's predicate took messages from the mailbox it is scanning "
+                "(flush or demonitor with flush); a predicate must only look at its message"
+            )
+        if self._waiter is not None:
+            raise _second_reader()
 
     def remove_all(self, predicate: Callable[[Any], bool], start: int = 0) -> int:
         """Remove every message from index ``start`` on that matches; return how many went."""
         items = self
+        if self._scanning or self._waiter is not None:
+            self.refuse_taking()
         if len(items) <= start:
             return 0
         if start == 0:
@@ -139,6 +165,8 @@ class Mailbox(deque[Any]):
 
     def take_all(self) -> list[Any]:
         """Take every queued message, oldest first."""
+        if self._scanning or self._waiter is not None:
+            self.refuse_taking()
         taken = list(self)
         self.clear()
         return taken
@@ -166,6 +194,8 @@ class Mailbox(deque[Any]):
         items = self
         if predicate is None:
             if items:
+                if self._waiter is not None:
+                    raise _second_reader()
                 budget = self._budget - 1
                 if budget > 0:
                     self._budget = budget
@@ -182,16 +212,18 @@ class Mailbox(deque[Any]):
                     self._waiter = None
             self._budget = BUDGET
             return items.popleft()
+        if self._waiter is not None:
+            raise _second_reader()
         index = start
         waited = False
         while True:
-            length = len(items)
-            if index < length:
-                # The oldest candidate first, inline: it is the match nearly always.
-                if predicate(items[index]):
-                    found = index
-                else:
-                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
+            if index < len(items):
+                self._scanning = True
+                try:
+                    # The oldest candidate first, inline: it is the match nearly always.
+                    found = index if predicate(items[index]) else _find(items, predicate, index + 1)
+                finally:
+                    self._scanning = False
                 if found >= 0:
                     if waited:
                         self._budget = BUDGET
@@ -204,7 +236,8 @@ class Mailbox(deque[Any]):
                     message = items[found]
                     del items[found]
                     return message
-                index = length
+                # Up to the end, messages the predicate sent to this mailbox included.
+                index = len(items)
             waiter = self._wait()
             try:
                 await waiter
@@ -224,16 +257,21 @@ class Mailbox(deque[Any]):
         self, predicate: Callable[[Any], bool] | None, timeout: float, start: int
     ) -> tuple[bool, Any]:
         items = self
+        if self._waiter is not None:
+            raise _second_reader()
         index = start
         deadline: float | None = None
         waited = False
         while True:
-            length = len(items)
-            if index < length:
-                if predicate is None or predicate(items[index]):
+            if index < len(items):
+                if predicate is None:
                     found = index
                 else:
-                    found = _find(items, predicate, index + 1) if index + 1 < length else -1
+                    self._scanning = True
+                    try:
+                        found = index if predicate(items[index]) else _find(items, predicate, index + 1)
+                    finally:
+                        self._scanning = False
                 if found >= 0:
                     if waited:
                         self._budget = BUDGET
@@ -246,7 +284,7 @@ class Mailbox(deque[Any]):
                     message = items[found]
                     del items[found]
                     return True, message
-                index = length
+                index = len(items)
             if deadline is None:
                 if timeout <= 0:
                     # Only a look; it still counts against the budget, as a receive.

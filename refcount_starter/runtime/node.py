@@ -13,7 +13,8 @@ import contextlib
 import itertools
 import sys
 from collections.abc import AsyncIterator
-from types import TracebackType
+from inspect import CO_COROUTINE
+from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -281,10 +282,16 @@ class Node:
             TypeError: ``fn`` is not an async callable.
             NodeNotRunning: The node is not inside its ``async with`` block.
             NameTaken: ``name`` is held by a live process.
+            ProcessNotAlive: ``parent`` has exited (its handle outlived it).
         """
         if not self._running:
             self._check_running()
-        check_process_function(fn)
+        if type(fn) is not FunctionType or not fn.__code__.co_flags & CO_COROUTINE:
+            check_process_function(fn)  # the common case (an async def function) tested inline
+        if parent is not None and parent.reason is not None:
+            # A handle that outlived its process: a child linked to or watched by a pid
+            # that is gone would never hear of it.
+            raise ProcessNotAlive(parent.pid, self._table.noproc(parent.pid))
         table = self._table
         if name is not None:
             # Checked before the process exists, so that a bad name leaves nothing behind.

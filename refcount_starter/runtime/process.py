@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .errors import CallFailed, CallTimeout
+from .errors import CallFailed, CallTimeout, ProcessNotAlive
 from .info import ProcessInfo
 from .mailbox import Mailbox, to_predicate
 from .pid import Pid, Ref
@@ -85,6 +85,11 @@ class Process:
         state = "alive" if reason is None else f"exited {reason!r}"
         return f"<Process {self.pid} {state}>"
 
+    def _exited(self) -> ProcessNotAlive:
+        """The error of an operation an exited process cannot perform (its handle outlived
+        it): a link, monitor or call from it would point at a pid that is gone."""
+        return ProcessNotAlive(self.pid, self._table.noproc(self.pid))
+
     # -- messages ---------------------------------------------------------------------------
 
     def send(self, to: Address, message: Any) -> None:
@@ -139,12 +144,17 @@ class Process:
             ValueError: ``timeout`` is negative.
             TypeError: ``timeout`` is not a number, ``match`` is not a type or tuple of
                 types, or ``where`` is not callable.
+            ProcessNotAlive: This process has exited and ``timeout`` is ``None`` (its handle
+                outlived it; no message can arrive, the wait would never end).
         """
         if timeout is not None:
             check_timeout(timeout)
         predicate = None if match is None and where is None else to_predicate(match, where)
         # The mailbox's coroutine itself, not one wrapping it: one frame less at every wait.
         if timeout is None:
+            if self._entry.reason is not None:
+                # Its handle outlived it: nothing can ever arrive, it would wait for ever.
+                raise self._exited()
             return self._mailbox._receive(predicate)
         return self._mailbox.receive(predicate, timeout)
 
@@ -153,7 +163,12 @@ class Process:
 
         The iterator is a plain object, not an async generator, so leaving the loop early
         (``break``, ``return``, an exit signal) leaves nothing to finalize.
+
+        Raises:
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
+        if self._entry.reason is not None:
+            raise self._exited()
         return _Messages(self._mailbox)
 
     def queued(self) -> list[Any]:
@@ -191,14 +206,22 @@ class Process:
             ValueError: ``timeout`` is negative, or ``to`` is this process itself (the call
                 could never be answered).
             TypeError: ``to`` is not an address, or ``timeout`` not a number.
+            ProcessNotAlive: This process has exited (its handle outlived it).
+            RuntimeError: Another task is receiving for this process (a mailbox has one
+                reader).
         """
         if timeout is not None:
             check_timeout(timeout)
+        if self._entry.reason is not None:
+            raise self._exited()
         table = self._table
         pid = table.resolve(to)
         if pid.serial == self.pid.serial and pid == self.pid:  # the serial first: cheaper
             raise ValueError(f"process {self.pid} called itself ({to!r}); it could never reply")
         mailbox = self._mailbox
+        if mailbox.waiting:
+            # Another task is receiving for this process: refused before the request goes.
+            mailbox.refuse_taking()
         # The receive marker: the reply and the Down carry a fresh ref, so they can only be
         # behind the messages queued now; the wait looks at nothing older (ADR-0010).
         marker = len(mailbox)
@@ -245,7 +268,13 @@ class Process:
         """Link to ``pid``: when either exits, the other gets an exit signal.
 
         Linking to a dead or unknown pid delivers ``NoProc`` at once.
+
+        Raises:
+            TypeError: ``pid`` is not a Pid.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
+        if self._entry.reason is not None:
+            raise self._exited()
         self._table.link(self._entry, pid)
 
     def unlink(self, pid: Pid) -> None:
@@ -262,7 +291,10 @@ class Process:
 
         Raises:
             NameNotRegistered: ``target`` is a local name that no live process holds.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
+        if self._entry.reason is not None:
+            raise self._exited()
         table = self._table
         return table.monitor(self._entry, table.resolve(target))
 
@@ -304,7 +336,8 @@ class Process:
             name: A name to register the new process under.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not an async callable.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         return self.node.spawn_process(fn, args, self._entry, trap_exits=trap_exits, name=name)[0].pid
 
@@ -320,7 +353,8 @@ class Process:
             name: A name to register the new process under.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not an async callable.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         return self.node.spawn_process(fn, args, self._entry, link=True, trap_exits=trap_exits, name=name)[
             0
@@ -341,7 +375,8 @@ class Process:
             The new pid and the monitor's reference.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not an async callable.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         child, ref = self.node.spawn_process(
             fn, args, self._entry, monitor=True, trap_exits=trap_exits, name=name
@@ -367,7 +402,8 @@ class Process:
             trap_exits: Whether exit signals arrive as ``ExitSignal`` messages.
 
         Raises:
-            TypeError: ``fn`` is not callable, or ``owner``/``ref`` of the wrong type.
+            TypeError: ``fn`` is not an async callable, or ``owner``/``ref`` of the wrong type.
+            ProcessNotAlive: This process has exited (its handle outlived it).
         """
         if type(owner) is not Pid or type(ref) is not Ref:
             raise TypeError(f"spawn_for takes the owner's Pid and a Ref, got {owner!r}, {ref!r}")
@@ -377,7 +413,13 @@ class Process:
 
     def reserve_monitor(self) -> Ref:
         """A fresh reference under which this process accepts a ``Down`` from a process that
-        another process starts for it (see ``spawn_for``)."""
+        another process starts for it (see ``spawn_for``).
+
+        Raises:
+            ProcessNotAlive: This process has exited (its handle outlived it).
+        """
+        if self._entry.reason is not None:
+            raise self._exited()
         return self._table.reserve_monitor(self._entry)
 
     def bind_monitor(self, ref: Ref, pid: Pid) -> None:

@@ -11,12 +11,14 @@ level-triggered. How each way out of a process function ends the process (ADR-00
   user's: ``Crashed`` with the exception, logged once at ERROR with its traceback;
 - ``KeyboardInterrupt``, and a cancellation that is not its kill (the event loop or the
   node's nursery going away): the process exits ``Killed`` and the exception propagates, so
-  that Ctrl-C still stops the program.
+  that Ctrl-C still stops the program. On asyncio a ``CancelledError`` of a task nobody
+  cancelled (the process awaited a cancelled future) is a crash like any other exception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from types import FunctionType
@@ -55,8 +57,11 @@ def check_process_function(fn: object) -> None:
         raise TypeError(f"a process function must be an async callable, got {fn!r}")
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(inspect.unwrap(fn)):
         return
-    call = inspect.getattr_static(type(fn), "__call__", None)
-    if not isinstance(fn, type) and call is not None and inspect.iscoroutinefunction(call):
+    inner: Any = fn
+    while isinstance(inner, functools.partial):  # a partial of an async callable object
+        inner = inner.func
+    call = inspect.getattr_static(type(inner), "__call__", None)
+    if not isinstance(inner, type) and call is not None and inspect.iscoroutinefunction(call):
         return
     raise TypeError(f"a process function must be an async callable (async def), got {fn!r}, which is not")
 
@@ -92,12 +97,20 @@ class AsyncioRunner:
             reason = NORMAL
         except ProcessExit as exc:
             reason = exc.reason
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if entry.pending is None:
-                raise
+                if entry.task.cancelling():
+                    raise  # the loop (or the node's caller) cancelled this task
+                # Nobody cancelled this task: it awaited something cancelled, a bug of the
+                # process's own, as any other exception.
+                reason = crashed(entry.pid, exc)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
+            # Ctrl-C in an exception group (a nested task group's) is still the user's, as
+            # on trio; asyncio lets only a bare KeyboardInterrupt out of its loop.
+            if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None:
+                raise KeyboardInterrupt() from exc
             if entry.pending is None:  # else it was killed, and raised while unwinding
                 reason = crashed(entry.pid, exc)
         finally:

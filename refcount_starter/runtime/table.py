@@ -405,8 +405,16 @@ class Table:
                 del entry.monitors[ref]  # the request cannot be encoded: no call was made
                 raise
             return ref
-        ref = self.monitor(entry, pid)
-        self.send(entry.pid, pid, Call(entry.pid, ref, request))
+        # monitor() and send(), written out with one lookup: every call takes this path.
+        ref = _new_identifier(Ref, (self.name, self.incarnation, next(self.refs)))
+        me = entry.pid
+        callee = self.procs.get(pid.serial) if pid.incarnation == self.incarnation else None
+        if callee is not None:
+            callee.watchers[ref] = me
+            entry.monitors[ref] = pid
+            callee.mailbox.put(Call(me, ref, request))
+        else:  # dead: its Down at once, and the request dropped
+            entry.mailbox.put(Down(ref, pid, self.noproc(pid)))
         return ref
 
     def end_call(self, entry: Entry, ref: Ref, marker: int) -> None:
@@ -430,7 +438,15 @@ class Table:
             del inbound[ref]
             callee.watchers.pop(ref, None)
             return
-        self.send(sender, call.sender, Reply(ref, value))
+        to = call.sender
+        if type(to) is Pid and to.node == self.name:
+            # send(), written out for the common case: a caller of this node.
+            if to.incarnation == self.incarnation:
+                caller = self.procs.get(to.serial)
+                if caller is not None:
+                    caller.mailbox.put(Reply(ref, value))
+            return
+        self.send(sender, to, Reply(ref, value))
 
     # -- exits ------------------------------------------------------------------------------
 
@@ -479,6 +495,7 @@ class Table:
         entry.reason = reason
         if entry.name is not None:
             del self.names[entry.name]
+            entry.name = None
         if self.dead_table_size:
             dead = self.dead
             if len(dead) >= self.dead_table_size:
