@@ -3,6 +3,9 @@ server, and a peer behind a dead or stopped server (ADR-0007, ADR-0013)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,13 +14,14 @@ import nats
 import nats.errors
 import pytest
 
+from refcount_starter.cli import main
 from refcount_starter.remote.localcluster import LocalCluster
 from refcount_starter.remote.service import spawn_remote
 from refcount_starter.runtime import CallFailed, Down, ExitSignal, NoConnection, Node
 
 from .cluster import cluster_transport, cluster_url
 from .conftest import HEARTBEAT_INTERVAL, HEARTBEAT_MISSES
-from .nodeproc import node_process, wait_until_subscribed
+from .nodeproc import ROOT, node_process, wait_until_subscribed
 from .test_processes import DETECTION_LIMIT, statistics_of
 
 pytestmark = [pytest.mark.nats, pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -123,3 +127,55 @@ async def test_a_peer_behind_a_dead_server_is_detected_within_the_bound(
             await me.call(pid, "anyone there?", timeout=DETECTION_LIMIT)
         assert failed.value.reason == NoConnection("w1")
         cluster.resume(1)
+
+
+async def test_the_node_command_takes_a_clusters_servers(cluster: LocalCluster, tmp_path: Path) -> None:
+    """``python -m refcount_starter node --nats URL2,URL0 --servers-in-order`` connects to the
+    first server given, and reconnects to the next one when it goes away."""
+    command = [
+        sys.executable,
+        "-m",
+        "refcount_starter",
+        "node",
+        "--nats",
+        cluster_url(cluster, 2, 0),
+        "--servers-in-order",
+        "--name",
+        "w9",
+        "--import",
+        "tests.remote.closures_for_tests",
+        "--heartbeat-interval",
+        str(HEARTBEAT_INTERVAL),
+        "--heartbeat-misses",
+        str(HEARTBEAT_MISSES),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = await anyio.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        with anyio.fail_after(30):
+            while not line.endswith(b"\n"):
+                line += await process.stdout.receive(1)
+        assert line.split()[:2] == [b"READY", b"w9"], line
+        async with Node("t", transport=cluster_transport(cluster, 0)) as t, t.process() as me:
+            assert (await statistics_of(me, "w9"))["server"].endswith(f":{cluster.client_ports[2]}")
+            cluster.kill(2)
+            await wait_until_subscribed(cluster.url(0), "w9")
+            assert (await statistics_of(me, "w9"))["server"].endswith(f":{cluster.client_ports[0]}")
+    finally:
+        process.terminate()
+        with anyio.fail_after(15):
+            await process.wait()
+        await process.aclose()
+
+
+def test_the_command_line_refuses_a_bad_url_among_several(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every URL of a comma-separated list is checked: one bad part is named and refused."""
+    with pytest.raises(SystemExit) as info:
+        main(["node", "--nats", "nats://127.0.0.1:4222,http://127.0.0.1:4223", "--name", "n"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected a NATS server URL" in err and "http://127.0.0.1:4223" in err
