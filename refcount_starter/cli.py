@@ -91,9 +91,14 @@ def _without_credentials(url: str) -> str:
 
 
 def _nats_url(text: str) -> str:
+    # Several servers of a cluster, separated by commas: each one must be a NATS URL.
+    if "," in text:
+        for part in text.split(","):
+            _nats_url(part)
+        return text
     expected = (
-        f"expected a NATS server URL such as nats://127.0.0.1:4222 "
-        f"(scheme {', '.join(NATS_SCHEMES)}), got {_shown(_without_credentials(text))}"
+        f"expected a NATS server URL such as nats://127.0.0.1:4222, or several separated by "
+        f"commas (scheme {', '.join(NATS_SCHEMES)}), got {_shown(_without_credentials(text))}"
     )
     if not text or not text.isprintable() or " " in text:
         raise argparse.ArgumentTypeError(expected)
@@ -217,6 +222,11 @@ def _parser() -> argparse.ArgumentParser:
         type=_nats_url,
         help="run across two nodes connected through this NATS server (asyncio only; no --plot)",
     )
+    demo.add_argument(
+        "--cluster",
+        action="store_true",
+        help="with --nats: run three local nats-servers instead, cut one off and heal it, and print what each side saw",
+    )
 
     bench = commands.add_parser(
         "bench",
@@ -252,7 +262,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         required=True,
         type=_nats_url,
-        help="the NATS server, e.g. nats://127.0.0.1:4222",
+        help="the NATS server, e.g. nats://127.0.0.1:4222, or a cluster's servers separated by commas",
+    )
+    node.add_argument(
+        "--servers-in-order", action="store_true", help="try the servers in the order given (default: random)"
     )
     node.add_argument(
         "--name", required=True, type=_node_name, help="the node's name, unique among connected nodes"
@@ -398,6 +411,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.cluster:
+        from .demo_nats import run_cluster_demo
+
+        return run_cluster_demo(as_json=args.json)
     from .demo import run_demo
 
     return run_demo(args)
@@ -419,6 +436,8 @@ def _node(args: argparse.Namespace) -> int:
         )
         return 2
     argv = ["--nats", args.nats, "--name", args.name, *(f"--import={m}" for m in args.imports)]
+    if args.servers_in_order:
+        argv.append("--servers-in-order")
     for option in ("heartbeat_interval", "heartbeat_misses", "log_level"):
         value = getattr(args, option)
         if value is not None:
@@ -430,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "demo" and args.cluster and args.nats is None:
+        parser.error("demo: --cluster shows a partition of a cluster across nodes; it needs --nats URL")
     if args.command == "demo" and args.nats is not None:
         if args.plot is not None:
             parser.error("demo: --plot draws the run in this process; it cannot be used with --nats")

@@ -11,7 +11,9 @@ script (or a test) can wait for it. If a live node already has its name, it prin
 to stderr and exits with status 2 (ADR-0012).
 
 Options come from the command line, else from the environment (``NatsOptions.from_env``):
-``RS_NATS_URL``; credentials in the URL (``nats://user:password@host:4222``,
+``RS_NATS_URL`` (one server, or the servers of a cluster separated by commas: the node
+reconnects to another one when its server goes away, ADR-0013; ``--servers-in-order`` tries
+them in the order given); credentials in the URL (``nats://user:password@host:4222``,
 ``nats://token@host:4222``) or ``RS_NATS_TOKEN``, ``RS_NATS_USER`` / ``RS_NATS_PASSWORD``,
 ``RS_NATS_NKEY_SEED`` (a seed file), ``RS_NATS_CREDS`` (a ``.creds`` file); and
 ``RS_NATS_HEARTBEAT_INTERVAL``, ``RS_NATS_HEARTBEAT_MISSES``, ``RS_NATS_MAX_MESSAGE_SIZE``,
@@ -45,7 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--nats",
         metavar="URL",
-        help="the NATS server, e.g. nats://127.0.0.1:4222 (default: $RS_NATS_URL)",
+        help=(
+            "the NATS server, e.g. nats://127.0.0.1:4222, or the servers of a cluster separated "
+            "by commas (default: $RS_NATS_URL)"
+        ),
+    )
+    parser.add_argument(
+        "--servers-in-order",
+        action="store_true",
+        help="try the servers in the order given (default: in a random order)",
     )
     parser.add_argument("--name", required=True, help="the node's name, unique among connected nodes")
     parser.add_argument(
@@ -106,6 +116,7 @@ def run_node(argv: Sequence[str]) -> int:
             heartbeat_interval=args.heartbeat_interval,
             heartbeat_misses=args.heartbeat_misses,
             max_message_size=args.max_message_size,
+            randomize_servers=False if args.servers_in_order else None,
         )
         anyio.run(_serve, args, options, backend="asyncio")
     except (NatsConnectError, NodeNameTaken, ValueError) as exc:

@@ -63,6 +63,7 @@ async def connect(options: NatsOptions, name: str, incarnation: int, callbacks: 
         "reconnect_time_wait": options.reconnect_time_wait,
         "max_reconnect_attempts": options.max_reconnect_attempts,
         "allow_reconnect": True,
+        "dont_randomize": not options.randomize_servers,
         "inbox_prefix": f"_INBOX.{name}",
         "error_cb": error_cb,
         "disconnected_cb": on_disconnected,

@@ -44,8 +44,9 @@ __all__ = [
     "fragments",
 ]
 
+#: Version 3: a heartbeat carries the seq of the next envelope without taking it (ADR-0013).
 #: Version 2: subjects name the sender, incarnations are random, fragments (ADR-0006).
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 
 KIND_SIGNAL = 0
 KIND_HEARTBEAT = 1

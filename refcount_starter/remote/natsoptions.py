@@ -73,7 +73,11 @@ class NatsOptions:
             ...
 
     Args:
-        servers: One NATS URL, several separated by commas, or a list of them (a cluster).
+        servers: One NATS URL, several separated by commas, or a list of them (the servers
+            of a cluster): the client connects to one and, when it goes away, reconnects to
+            another (see ADR-0013 for what happens to the sessions).
+        randomize_servers: Try the servers in a random order (spreads nodes over the
+            cluster); False tries them in the order given.
         token: Token authentication.
         user: User name (with ``password``).
         password: Password.
@@ -114,6 +118,7 @@ class NatsOptions:
     """
 
     servers: tuple[str, ...] = attrs.field(converter=_servers, validator=_check_servers)
+    randomize_servers: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     token: str | None = attrs.field(default=None, validator=_optional_str, repr=False)
     user: str | None = attrs.field(default=None, validator=_optional_str)
     password: str | None = attrs.field(default=None, validator=_optional_str, repr=False)

@@ -124,6 +124,9 @@ class TransportStatistics:
             the peer table was full: dropped, never answered.
         verifications: Checks of a claimed incarnation done (a whois to the peer itself).
         peers: Peers known now (with or without a session).
+        reconnects: Times the client reconnected (to the same server or another one).
+        server: The server the client is connected to now (its URL without credentials),
+            or "" while it is not connected.
     """
 
     sent: int
@@ -139,6 +142,8 @@ class TransportStatistics:
     strangers: int = 0
     verifications: int = 0
     peers: int = 0
+    reconnects: int = 0
+    server: str = ""
 
 
 class NatsTransport:
@@ -201,6 +206,8 @@ class NatsTransport:
         self._strangers = 0
         self._verifications = 0
         self._slow_consumer_drops = 0
+        self._reconnects = 0
+        self._disconnected_at = 0.0
         self._slow_consumer_logged = -1e9
 
     # -- public -----------------------------------------------------------------------------
@@ -226,7 +233,18 @@ class NatsTransport:
             strangers=self._strangers,
             verifications=self._verifications,
             peers=len(self._peers),
+            reconnects=self._reconnects,
+            server=self.connected_server(),
         )
+
+    def connected_server(self) -> str:
+        """The URL (without credentials) of the server the client is connected to now, or
+        "" while it is not connected."""
+        nc = self._nc
+        if nc is None or not nc.is_connected or nc.connected_url is None:
+            return ""
+        url = nc.connected_url
+        return f"{url.scheme}://{url.hostname}:{url.port}"
 
     def node_subject(self, name: str, incarnation: int, sender: str) -> str:
         """The subject ``sender`` publishes on for the node ``name`` in ``incarnation``."""
@@ -445,7 +463,7 @@ class NatsTransport:
         subject = self._subjects.node(peer.name, peer.incarnation, node.name)
         room = publisher.max_payload - self._name_size
         if len(body) + wire.FRAGMENT_OVERHEAD <= room:
-            epoch, seq = peer.next_out()
+            epoch, seq = peer.probe_out() if kind == wire.KIND_HEARTBEAT else peer.next_out()
             data = wire.encode_envelope(kind, node.name, node.incarnation, epoch, seq, msgspec.Raw(body))
             publisher.enqueue(subject, data, signal, peer.name)
             return
@@ -616,7 +634,7 @@ class NatsTransport:
             # No handshake (whois) came from this node: a stranger. Nothing is kept for it.
             self._strangers += 1
             return
-        verdict = peer.received(incarnation, epoch, seq, time.monotonic())
+        verdict = peer.received(incarnation, epoch, seq, time.monotonic(), probe=kind == wire.KIND_HEARTBEAT)
         if verdict.verify:
             self._stale += 1
             self._maybe_verify(peer)
@@ -855,15 +873,24 @@ class NatsTransport:
 
     async def _on_disconnected(self) -> None:
         if self._connected and not self._closing:
-            # What was sent to this node meanwhile is lost: every session is over.
-            _log.warning("node lost its NATS connection; every session ends")
-            self._end_all("this node lost its connection to the server")
+            # Sessions are kept: if the client reconnects (to this server or another of the
+            # cluster) within the detection bound and nothing across a session was lost,
+            # it goes on; a lost envelope is a gap that ends it, and a longer outage ends
+            # every session through the heartbeats. See ADR-0007 and ADR-0013.
+            self._disconnected_at = time.monotonic()
+            _log.warning("node lost its NATS connection; reconnecting")
 
     async def _on_reconnected(self) -> None:
         if self._closing:
             return
-        _log.warning("node reconnected to NATS; sessions start afresh")
-        self._end_all("this node reconnected to the server")
+        self._reconnects += 1
+        outage = time.monotonic() - self._disconnected_at
+        _log.warning("node reconnected to NATS after %.2f s; live sessions go on", outage)
+        # Tell every peer at once that this node is back (a heartbeat, which also shows
+        # either side any envelope lost meanwhile), and announce it.
+        for peer in list(self._peers.values()):
+            if peer.state is PeerState.UP:
+                self._enqueue(peer, wire.KIND_HEARTBEAT, wire.NIL, None)
         await self._publish_hello()
 
     async def _on_closed(self) -> None:

@@ -116,6 +116,13 @@ class Peer:
         self.out_seq = seq + 1
         return self.epoch, seq
 
+    def probe_out(self) -> tuple[int, int]:
+        """The (epoch, seq) of a heartbeat to the peer: the seq of the next envelope, not
+        taken. A lost heartbeat therefore leaves no gap, and a heartbeat that arrives after
+        a lost envelope reveals it. The session must be UP."""
+        assert self.state is PeerState.UP, f"no live session with {self.name}"
+        return self.epoch, self.out_seq
+
     def start_session(self, now: float) -> None:
         """Open a new session, in a larger epoch than any before."""
         self.state = PeerState.UP
@@ -184,9 +191,16 @@ class Peer:
 
     # -- receiving --------------------------------------------------------------------------
 
-    def received(self, incarnation: int, epoch: int, seq: int, now: float) -> Received:
-        """Judge an envelope from the peer; update the session accordingly."""
+    def received(
+        self, incarnation: int, epoch: int, seq: int, now: float, *, probe: bool = False
+    ) -> Received:
+        """Judge an envelope from the peer; update the session accordingly.
+
+        A ``probe`` (a heartbeat) carries the seq of the peer's next envelope without taking
+        it: it is accepted when nothing is missing before it, and consumes nothing.
+        """
         ended = False
+        taken = 0 if probe else 1
         if incarnation != self.incarnation:
             if self.state is PeerState.UP:
                 return VERIFY  # a live session with another incarnation: ask, end nothing
@@ -194,7 +208,7 @@ class Peer:
         if self.state is PeerState.UP:
             if epoch == self.epoch:
                 if seq == self.in_seq:
-                    self.in_seq = seq + 1
+                    self.in_seq = seq + taken
                     self.last_heard = now
                     return ACCEPT
                 # A gap: something was lost. The session is over on both sides.
@@ -223,7 +237,7 @@ class Peer:
             self.end_session()
             self.start_session(now)
             return Received(False, ended, True, True)
-        self.in_seq = 1
+        self.in_seq = taken
         return Received(True, ended)
 
     def reassemble(self, piece: memoryview, *, last: bool, limit: int) -> bytes | None:

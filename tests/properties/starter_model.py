@@ -5,7 +5,8 @@ counter kept here to show that the properties catch it), the parties (the owner,
 and the supervisors that hold copies of the spec), one slot per (holder, child key) spec
 copy, and the messages in flight as a bag, so any of them can be delivered next
 (reordering). Faults, each with a budget: duplicate a message, drop one, crash a party,
-forge a start (a party asks to start a child it never acquired: it must be refused).
+forge a start (a party asks to start a child it never acquired: it must be refused), and
+partition: some supervisors are cut off from the starter until a heal (ADR-0013).
 
 Seqs come from one counter for the whole world (the client's counter is one per OS process),
 and a party makes one call at a time (a supervisor awaits each call in its loop), so each
@@ -21,6 +22,14 @@ message in flight between that party and the starter is lost with it, the party 
 that the starter is unreachable (a call in flight fails; a held reference is lost), and the
 starter gets a ``Down`` for the party if it watches it (a false ``Down`` when the party is
 alive). Messages from a crashed party that were already sent still arrive.
+
+A partition cuts the session of each supervisor on the other side at once (as a drop does
+for one), and while it lasts every message between them and the starter is lost: the
+supervisor's call fails (``NoConnection``), the starter sees nothing. The children run on
+the starter's side and are linked to their supervisor, so a child whose supervisor crashed,
+was cut off or deleted it is dead; a supervisor restarts a child only after it died. The
+model counts live children per (holder, key): never more than one (C1), none left once
+nothing more can happen (L2), in worlds without duplicates.
 
 Actions return a new world, or ``None`` when they are not enabled, so that the exhaustive
 search and the Hypothesis state machine share them.
@@ -131,6 +140,20 @@ class AnyoneStarts(RealProtocol):
         return proto.step(state, event)
 
 
+class IgnoresDown(RealProtocol):
+    """A mutant: the real protocol, except that a holder's ``Down`` drops nothing (as if the
+    references of holders cut off by a partition were kept). The partition searches must
+    catch it."""
+
+    def step(self, state: Any, event: proto.Event) -> tuple[Any, tuple[proto.Command, ...]]:
+        if isinstance(event, proto.HolderDown) and event.holder != state.owner:
+            return state, ()
+        return proto.step(state, event)
+
+    def check(self, state: Any) -> None:
+        pass  # its monitors no longer match its holders; the leak is what must show
+
+
 class NaiveCounter:
     """A bare integer count, the design the original discussion feared (option 2 done badly):
     anonymous increments and decrements, holders not monitored."""
@@ -194,6 +217,14 @@ class World(NamedTuple):
     forgeries: int
     next_seq: int
     violation: str
+    #: Supervisors cut off from the starter now (a partition not healed yet).
+    cut: frozenset[int] = frozenset()
+    partitions: int = 0
+    #: Live children per slot (per holder and key), counted where the network does not
+    #: duplicate (the session layer never does, ADR-0006): a start request is not
+    #: idempotent, so a duplicated one would start a second child by design.
+    children: tuple[int, ...] = ()
+    count_children: bool = False
 
 
 def new_world(
@@ -208,6 +239,8 @@ def new_world(
     readds: int = 0,
     starts: int = 0,
     forgeries: int = 0,
+    partitions: int = 0,
+    count_children: bool | None = None,
 ) -> World:
     state, commands = impl.initial(pid(OWNER))
     world = World(
@@ -227,6 +260,9 @@ def new_world(
         forgeries=forgeries,
         next_seq=1,
         violation="",
+        partitions=partitions,
+        children=(0,) * len(slots),
+        count_children=dups == 0 if count_children is None else count_children,
     )
     return _perform(impl, world, commands, None)
 
@@ -240,7 +276,7 @@ def add_slot(world: World, holder: int, key: str) -> World:
     """``holder`` receives a copy of the spec for ``key`` (once per holder and key)."""
     if any(s.holder == holder and s.key == key for s in world.slots):
         return world
-    return world._replace(slots=(*world.slots, Slot(holder, key, COPY, 0)))
+    return world._replace(slots=(*world.slots, Slot(holder, key, COPY, 0)), children=(*world.children, 0))
 
 
 def key(impl: Impl, world: World) -> Hashable:
@@ -258,6 +294,15 @@ def _set_slot(world: World, index: int, **changes: Any) -> World:
     slots = list(world.slots)
     slots[index] = slots[index]._replace(**changes)
     return world._replace(slots=tuple(slots))
+
+
+def _children_die(world: World, party: int, slot: int | None = None) -> World:
+    """The children of ``party`` (of one slot, or all of them) are dead."""
+    children = tuple(
+        0 if s.holder == party and slot in (None, index) else count
+        for index, (s, count) in enumerate(zip(world.slots, world.children, strict=True))
+    )
+    return world._replace(children=children)
 
 
 def _party_index(p: Pid) -> int:
@@ -303,6 +348,13 @@ def _perform(impl: Impl, world: World, commands: tuple[proto.Command, ...], msg:
                 assert msg is not None
                 answer = "started" if msg[0] == "start" else "fanswer"
                 world = _send(world, (answer, msg[1], msg[2], msg[3]))
+                party, slot = msg[1], msg[2]
+                alive = world.parties[party] == LIVE and party not in world.cut
+                if answer == "started" and alive and world.count_children:
+                    # Linked to a live, reachable supervisor: it runs (else it dies at once).
+                    children = list(world.children)
+                    children[slot] += 1
+                    world = world._replace(children=tuple(children))
             case proto.Stop():
                 world = world._replace(alive=False, watched=frozenset())
             case _:
@@ -372,9 +424,9 @@ def _at_party(world: World, msg: Msg) -> World:
 
 
 def _cut(impl: Impl, world: World, party: int) -> World:
-    """The session between ``party`` and the starter is lost."""
+    """The session between ``party`` and the starter is lost (its children's links fire)."""
     net = tuple(m for m in world.net if m[1] != party or m[0] == "down")
-    world = world._replace(net=net)
+    world = _children_die(world._replace(net=net), party)
     if world.alive and party in world.watched and world.parties[party] == LIVE:
         # A false Down (the party is alive). The starter's node sees the session end
         # before any message of a later session from that party, so it comes first.
@@ -419,7 +471,8 @@ def start(world: World, slot: int) -> World | None:
         return None
     if _busy(world, s.holder):
         return None
-    world = world._replace(starts=world.starts - 1)
+    # A restart: the child died first (that is why it is restarted).
+    world = _children_die(world._replace(starts=world.starts - 1), s.holder, slot)
     return _send(_set_slot(world, slot, phase=STARTING), ("start", s.holder, slot, s.seq))
 
 
@@ -430,6 +483,8 @@ def child_answers(world: World, slot: int, answer: str) -> World | None:
         return None
     if answer == "acknowledges":
         return _set_slot(world, slot, phase=RUNNING)
+    # Ignored or failed, the child is not running any more.
+    world = _children_die(world, s.holder, slot)
     if answer in ("ignored", "fails"):
         return _set_slot(world, slot, phase=HOLDING)  # the spec stays, and its reference
     assert answer == "spec dropped"
@@ -441,6 +496,7 @@ def delete(world: World, slot: int) -> World | None:
     s = world.slots[slot]
     if s.phase not in (HOLDING, RUNNING) or world.parties[s.holder] != LIVE or _busy(world, s.holder):
         return None
+    world = _children_die(world, s.holder, slot)  # terminate_child, then delete_child
     return _send(_set_slot(world, slot, phase=RELEASED), ("rel", s.holder, slot, s.seq))
 
 
@@ -487,7 +543,7 @@ def crash(world: World, party: int) -> World | None:
         return None
     parties = list(world.parties)
     parties[party] = CRASHED
-    world = world._replace(parties=tuple(parties), crashes=world.crashes - 1)
+    world = _children_die(world._replace(parties=tuple(parties), crashes=world.crashes - 1), party)
     if world.alive and party in world.watched:
         world = _send(world, ("down", party, -1, 0))
     return world
@@ -497,9 +553,33 @@ def deliver(impl: Impl, world: World, index: int) -> World:
     """Deliver message ``index`` of the bag (any of them: reordering)."""
     msg = world.net[index]
     world = world._replace(net=world.net[:index] + world.net[index + 1 :])
+    if msg[1] in world.cut and msg[0] != "down":
+        # Across the partition: lost, and the sender's call fails with NoConnection.
+        return _cut(impl, world, msg[1])
     if _to_starter(msg[0]):
         return _at_starter(impl, world, msg)
     return _at_party(world, msg)
+
+
+def partition(impl: Impl, world: World, side: frozenset[int]) -> World | None:
+    """The supervisors in ``side`` are cut off from the starter (and its node, where the
+    owner and the children run): each one's session ends at once, as after the detection
+    bound (their calls fail; the starter gets a false ``Down`` for each one it watches; their
+    children die with their links)."""
+    if world.partitions == 0 or world.cut or OWNER in side:
+        return None
+    world = world._replace(partitions=world.partitions - 1, cut=side)
+    for party in sorted(side):
+        world = _cut(impl, world, party)
+    return world
+
+
+def heal(world: World) -> World | None:
+    """The partition heals: the supervisors cut off can reach the starter again (in new
+    sessions; a reference they lost must be acquired again)."""
+    if not world.cut:
+        return None
+    return world._replace(cut=frozenset())
 
 
 def duplicate(world: World, index: int) -> World | None:
@@ -536,6 +616,8 @@ def believers(world: World) -> list[str]:
 def check_safety(impl: Impl, world: World) -> None:
     """S1 (no premature stop), S2 (the state's invariants), and no refused holder start."""
     assert not world.violation, world.violation
+    crowded = [s for s, count in zip(world.slots, world.children, strict=True) if count > 1]
+    assert not crowded, f"C1: more than one live child for {crowded}"
     if not world.alive:
         held = believers(world)
         assert not held, f"S1: the starter stopped while {held} hold it"
@@ -549,6 +631,7 @@ def check_quiescent(world: World) -> None:
     waiting = [s for s in world.slots if s.phase in WAITING and world.parties[s.holder] == LIVE]
     assert not waiting, f"calls never answered: {waiting}"
     assert not world.alive, f"L1: the starter leaked; slots {world.slots}, owner {world.owner}"
+    assert not any(world.children), f"L2: children left running: {world.children} for {world.slots}"
 
 
 def successors(impl: Impl, world: World) -> Iterator[tuple[str, World]]:
@@ -577,6 +660,13 @@ def successors(impl: Impl, world: World) -> Iterator[tuple[str, World]]:
     nxt = owner_release(world)
     if nxt is not None:
         yield "owner release", nxt
+    if world.partitions:
+        holders = range(1, len(world.parties))
+        for side in {frozenset([h]) for h in holders} | {frozenset(holders)}:
+            if (nxt := partition(impl, world, side)) is not None:
+                yield f"PARTITION {sorted(side)}", nxt
+    if (nxt := heal(world)) is not None:
+        yield "HEAL", nxt
     for party in range(len(world.parties)):
         nxt = crash(world, party)
         if nxt is not None:
@@ -594,7 +684,9 @@ def successors(impl: Impl, world: World) -> Iterator[tuple[str, World]]:
 
 def settle(impl: Impl, world: World) -> World:
     """Drive to quiescence without faults: every live party finishes, every message arrives."""
-    world = world._replace(dups=0, drops=0, crashes=0, retries=0, readds=0, starts=0, forgeries=0)
+    world = world._replace(
+        dups=0, drops=0, crashes=0, retries=0, readds=0, starts=0, forgeries=0, partitions=0, cut=frozenset()
+    )
     for _ in range(10_000):
         progressed = False
         if (nxt := owner_release(world)) is not None:

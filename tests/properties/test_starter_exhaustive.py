@@ -29,10 +29,14 @@ class Outcome:
 
 
 def explore(
-    impl: m.Impl, slots: tuple[tuple[int, str], ...] = SLOTS, max_states: int = 2_000_000, **budget: int
+    impl: m.Impl,
+    slots: tuple[tuple[int, str], ...] = SLOTS,
+    max_states: int = 2_000_000,
+    count_children: bool | None = None,
+    **budget: int,
 ) -> Outcome:
     """Breadth-first search of every interleaving; stop at the first violation."""
-    start = m.new_world(impl, holders=2, slots=slots, **budget)
+    start = m.new_world(impl, holders=2, slots=slots, count_children=count_children, **budget)
     parent: dict[Hashable, tuple[Hashable, str] | None] = {m.key(impl, start): None}
     queue = deque([start])
     terminal = 0
@@ -153,3 +157,39 @@ def test_the_search_catches_a_starter_that_serves_non_holders() -> None:
     """Mutation check: a starter that serves any start request is caught by a forged start."""
     outcome = explore(m.AnyoneStarts(), slots=TWO_KEYS, forgeries=1)
     assert outcome.violation is not None and outcome.violation.startswith("forged start"), report(outcome)
+
+
+#: A partition: one supervisor or both cut off from the starter, then healed (ADR-0013).
+PARTITION = {"partitions": 1, "starts": 1, "readds": 1}
+
+
+def test_every_interleaving_with_a_partition_and_a_heal_is_safe() -> None:
+    """Two holders of two keys, a partition (either one or both cut off) and its heal, a
+    restart and a re-add after it: no premature stop, no leak, never two live children for
+    one (holder, key), none left."""
+    outcome = explore(m.RealProtocol(), slots=TWO_KEYS, max_states=300_000, **PARTITION)
+    assert outcome.violation is None, report(outcome)
+    assert outcome.states > 1_000 and outcome.terminal > 0
+
+
+def test_every_interleaving_of_a_partition_with_a_shared_key_and_a_crash_is_safe() -> None:
+    """Two holders sharing a key, a partition and its heal, a restart, a re-add and a crash
+    keep S1, S2, L1, C1 and L2."""
+    outcome = explore(m.RealProtocol(), slots=ONE_KEY, max_states=300_000, crashes=1, **PARTITION)
+    assert outcome.violation is None, report(outcome)
+
+
+def test_the_partition_search_catches_a_starter_that_keeps_the_cut_off_holders() -> None:
+    """Mutation check: a starter that keeps the references of holders cut off by a partition
+    leaks once they re-acquire and let go after the heal, and the search says so."""
+    outcome = explore(m.IgnoresDown(), slots=TWO_KEYS, **PARTITION)
+    assert outcome.violation is not None and outcome.violation.startswith("L1"), report(outcome)
+    assert any(label.startswith("PARTITION") for label in outcome.trace)
+
+
+def test_the_child_count_catches_a_start_request_delivered_twice() -> None:
+    """The C1 check has teeth: a start request delivered twice (which the session layer never
+    does) starts a second child for one (holder, key), and the search says so."""
+    outcome = explore(m.RealProtocol(), slots=TWO_KEYS, count_children=True, dups=1, starts=1)
+    assert outcome.violation is not None and outcome.violation.startswith("C1"), report(outcome)
+    assert any(label.startswith("DUPLICATE start") for label in outcome.trace)

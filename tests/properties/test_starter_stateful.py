@@ -3,7 +3,8 @@
 Supervisors join (a ``Bundle``), receive copies of the spec, add, start, delete, retry,
 re-add and crash; any party forges a start for a seq it never acquired (it must be
 refused); the owner releases or crashes; the network delivers any message in
-flight, duplicates one, or drops one (ending that party's session). S1 and S2 are checked
+flight, duplicates one, or drops one (ending that party's session); in a second machine,
+partitions cut supervisors off from the starter until a heal. S1 and S2 are checked
 after every step; the teardown drives the system to quiescence and checks L1.
 """
 
@@ -151,6 +152,40 @@ class StarterMachine(RuleBasedStateMachine):
         m.check_quiescent(m.settle(self.impl, self.world))
 
 
+class PartitionMachine(StarterMachine):
+    """The same machine with partitions instead of duplicates: one supervisor or all of them
+    cut off from the starter, then healed (ADR-0013); children are counted per (holder, key)
+    (C1, L2), which needs a network that does not duplicate, as the session layer's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = m.new_world(
+            self.impl,
+            drops=2,
+            crashes=2,
+            retries=6,
+            readds=6,
+            starts=20,
+            forgeries=self.forgeries,
+            partitions=3,
+        )
+
+    @rule(party=StarterMachine.holders, everyone=st.booleans())
+    def partition(self, party: int, everyone: bool) -> None:
+        side = frozenset(range(1, len(self.world.parties))) if everyone else frozenset([party])
+        self._apply(m.partition(self.impl, self.world, side))
+
+    @rule()
+    def heal(self) -> None:
+        self._apply(m.heal(self.world))
+
+
+class IgnoresDownMachine(PartitionMachine):
+    """The partition machine over a mutant that keeps the references of holders seen down."""
+
+    impl = m.IgnoresDown()
+
+
 class NaiveMachine(StarterMachine):
     """The same machine over a bare integer count (no forged starts: a bare count serves
     them all, and the point here is S1 and L1)."""
@@ -198,10 +233,16 @@ def test_the_state_machine_finds_the_naive_counter_broken() -> None:
         run_state_machine_as_test(NaiveMachine, settings=naive)
 
 
+def test_the_protocol_survives_partitions_and_heals() -> None:
+    """Random runs with partitions and heals, drops, crashes, retries and re-adds keep S1,
+    S2 and L1, never two live children for one (holder, key), and none left (C1, L2)."""
+    run_state_machine_as_test(PartitionMachine, settings=SETTINGS)
+
+
 @pytest.mark.parametrize(
     ("machine", "found"),
-    [(IgnoresMarksMachine, r"L1"), (AnyoneStartsMachine, r"forged start")],
-    ids=["acquire-below-mark", "non-holder-start"],
+    [(IgnoresMarksMachine, r"L1"), (AnyoneStartsMachine, r"forged start"), (IgnoresDownMachine, r"L1")],
+    ids=["acquire-below-mark", "non-holder-start", "cut-off-holders-kept"],
 )
 def test_the_state_machine_finds_the_mutants_broken(machine: type[StarterMachine], found: str) -> None:
     """Mutation check: the machine finds a counterexample for each mutant of the protocol."""

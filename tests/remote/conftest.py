@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from refcount_starter.remote.localcluster import LocalCluster
 from refcount_starter.remote.natstransport import NatsTransport
 
 from .natsserver import PASSWORD, USER, NatsServer, find_binary
@@ -67,3 +68,11 @@ def make_transport(nats_server: NatsServer) -> Callable[..., NatsTransport]:
         return NatsTransport(nats_server.url, **options)
 
     return make
+
+
+@pytest.fixture
+def cluster() -> Iterator[LocalCluster]:
+    """Three nats-servers joined into a full mesh, every route through a proxy that the test
+    can cut (``isolate``, ``heal``); stopped by pid."""
+    with LocalCluster(server_binary()).start() as running:
+        yield running

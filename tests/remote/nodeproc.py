@@ -40,6 +40,12 @@ class NodeProcess:
         return self.log.read_text(errors="replace")
 
 
+def _given(server: NatsServer | None) -> NatsServer:
+    if server is None:
+        raise ValueError("node_process needs a server or a url")
+    return server
+
+
 def url_with_credentials(server: NatsServer, user: str = USER, password: str = PASSWORD) -> str:
     host = server.url.split("://", 1)[1]
     return f"nats://{user}:{password}@{host}"
@@ -47,16 +53,22 @@ def url_with_credentials(server: NatsServer, user: str = USER, password: str = P
 
 @asynccontextmanager
 async def node_process(
-    server: NatsServer, name: str, tmp_path: Path, *, url: str | None = None
+    server: NatsServer | None,
+    name: str,
+    tmp_path: Path,
+    *,
+    url: str | None = None,
+    heartbeat_misses: int = HEARTBEAT_MISSES,
 ) -> AsyncIterator[NodeProcess]:
-    """Start a node process and wait for its READY line; stop it (SIGCONT, SIGTERM, SIGKILL)."""
+    """Start a node process and wait for its READY line; stop it (SIGCONT, SIGTERM, SIGKILL).
+    ``url`` (several URLs separated by commas for a cluster) replaces ``server``'s."""
     log = tmp_path / f"{name}.stderr"
     command = [
         sys.executable,
         "-m",
         "refcount_starter.node_main",
         "--nats",
-        url or url_with_credentials(server),
+        url or url_with_credentials(_given(server)),
         "--name",
         name,
         "--import",
@@ -64,7 +76,8 @@ async def node_process(
         "--heartbeat-interval",
         str(HEARTBEAT_INTERVAL),
         "--heartbeat-misses",
-        str(HEARTBEAT_MISSES),
+        str(heartbeat_misses),
+        "--servers-in-order",
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with log.open("wb") as stderr:
@@ -90,3 +103,27 @@ async def node_process(
                     process.kill()
                     await process.wait()
             await process.aclose()
+
+
+async def wait_until_subscribed(url: str, name: str, timeout: float = 10.0) -> None:
+    """Wait until node ``name`` reads its subjects through the server at ``url`` (its whois
+    is answered there; the node subscribes to it and to its envelopes together, also when it
+    reconnects). The question comes from a name of its own, ``outsider``, as a handshake."""
+    import nats
+    import nats.errors
+
+    from refcount_starter.remote import envelope
+
+    nc = await nats.connect(url)
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                try:
+                    await nc.request(
+                        f"rs.whois.{name}.outsider", envelope.encode_whois("outsider", 1), timeout=1
+                    )
+                    return
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    await anyio.sleep(0.02)
+    finally:
+        await nc.close()

@@ -57,3 +57,27 @@ def test_the_demo_across_nodes_says_when_the_server_is_unreachable(nats_server: 
     done = _demo("--nats", url, "--cycles", "1")
     assert done.returncode == 2
     assert "error:" in done.stderr
+
+
+def test_the_cluster_demo_shows_both_sides_of_a_partition_and_a_heal() -> None:
+    """``demo --nats URL --cluster``: three local servers, one cut off and healed; each side
+    saw the other down, the starter dropped the cut-off holder, the restart failed and, after
+    the heal, was refused until the supervisor acquired again; nothing leaked."""
+    done = _demo("--nats", "nats://unused", "--cluster", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["servers"] == ["rs-cluster-0", "rs-cluster-1", "rs-cluster-2"]
+    bound = report["bound"]
+    assert 0 < report["a_side"]["saw_demo_b_down_after_s"] < bound + 3
+    assert 0 < report["b_side"]["saw_demo_a_down_after_s"] < bound + 3
+    assert report["a_side"]["reason"] == "NoConnection(node='demo-b')"
+    assert report["b_side"]["reason"] == "NoConnection(node='demo-a')"
+    assert report["a_side"]["starter_references"] == 0
+    assert report["a_side"]["children_on_demo_a"] == 0
+    assert report["b_side"]["restart_failed_with"] == "NoConnection(node='demo-a')"
+    assert report["b_side"]["restarts_counted"] >= 1
+    assert "StarterRefused" in report["heal"]["restart_refused_with"]
+    assert report["heal"]["starter_references_after_acquiring_again"] == 1
+    assert report["heal"]["children_on_demo_a"] == 1
+    assert report["heal"]["starter_exit"] == "Normal()"
+    assert report["leaked"] == 0

@@ -97,12 +97,12 @@ async def test_forged_claims_of_a_huge_incarnation_do_not_cut_a_live_node_off(
         t.process(trap_exits=True) as me,
     ):
         echo_pid, ref = await spawn_remote(me, "w1", "test.echo")
-        forged_envelope = msgspec.msgpack.encode([2, 1, "w1", huge, 1, 0, None])
+        forged_envelope = msgspec.msgpack.encode([3, 1, "w1", huge, 1, 0, None])
         raw = await raw_client(nats_server)
         try:
-            await raw.publish("rs.presence.w1", msgspec.msgpack.encode([2, "hello", "w1", huge]))
+            await raw.publish("rs.presence.w1", msgspec.msgpack.encode([3, "hello", "w1", huge]))
             await raw.publish(
-                "rs.whois.t.w1", msgspec.msgpack.encode([2, "w1", huge]), reply="_INBOX.forger.1"
+                "rs.whois.t.w1", msgspec.msgpack.encode([3, "w1", huge]), reply="_INBOX.forger.1"
             )
             await raw.publish(transport.node_subject("t", t.incarnation, "w1"), forged_envelope)
             await raw.flush()
@@ -133,7 +133,7 @@ async def test_forged_heartbeats_from_made_up_names_make_no_peer_and_no_traffic(
         try:
             for i in range(count):
                 name = f"ghost{i}"
-                forged = msgspec.msgpack.encode([2, 1, name, 1, 1, 0, None])
+                forged = msgspec.msgpack.encode([3, 1, name, 1, 1, 0, None])
                 await raw.publish(f"rs.node.w1.{w1.incarnation}.{name}", forged)
             await raw.flush()
         finally:
@@ -162,7 +162,7 @@ async def test_forged_handshakes_are_bounded_and_idle_peers_expire(make_transpor
         try:
             for i in range(500):
                 await raw.publish(
-                    f"rs.whois.v.ghost{i}", msgspec.msgpack.encode([2, f"ghost{i}", 1]), reply=f"_INBOX.x.{i}"
+                    f"rs.whois.v.ghost{i}", msgspec.msgpack.encode([3, f"ghost{i}", 1]), reply=f"_INBOX.x.{i}"
                 )
             await raw.flush()
         finally:
@@ -179,7 +179,7 @@ async def test_an_envelope_from_a_node_without_a_handshake_is_dropped(make_trans
     async with Node("v", transport=victim) as v:
         raw = await nats.connect(victim.options.servers[0], user=USER, password=PASSWORD)
         try:
-            forged = msgspec.msgpack.encode([2, 0, "x", 7, 1, 0, msgspec.Raw(msgspec.msgpack.encode(None))])
+            forged = msgspec.msgpack.encode([3, 0, "x", 7, 1, 0, msgspec.Raw(msgspec.msgpack.encode(None))])
             await raw.publish(victim.node_subject("v", v.incarnation, "x"), forged)
             await raw.flush()
         finally:

@@ -119,10 +119,10 @@ async def test_another_nodes_credentials_cannot_forge_its_presence_or_messages(
         c_raw = await nats.connect(server.url, error_cb=on_error, **credentials("c"))
         try:
             huge = 2**63 - 1
-            gap = msgspec.msgpack.encode([2, 0, "a", a.incarnation, 1, 1_000, msgspec.Raw(encode(None))])
-            await c_raw.publish("rs.presence.a", msgspec.msgpack.encode([2, "hello", "a", huge]))
+            gap = msgspec.msgpack.encode([3, 0, "a", a.incarnation, 1, 1_000, msgspec.Raw(encode(None))])
+            await c_raw.publish("rs.presence.a", msgspec.msgpack.encode([3, "hello", "a", huge]))
             await c_raw.publish(b_transport.node_subject("b", b.incarnation, "a"), gap)
-            await c_raw.publish("rs.whois.b.a", msgspec.msgpack.encode([2, "a", huge]), reply="_INBOX.c.1")
+            await c_raw.publish("rs.whois.b.a", msgspec.msgpack.encode([3, "a", huge]), reply="_INBOX.c.1")
             await c_raw.subscribe("rs.node.b.>")
             # Allowed for c, but it claims to be a: b drops it.
             await c_raw.publish(b_transport.node_subject("b", b.incarnation, "c"), gap)

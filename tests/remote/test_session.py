@@ -177,3 +177,30 @@ def test_silence_beyond_the_bound_expires_the_session() -> None:
     a_sees_b.end_session()
     assert a_sees_b.state is PeerState.IDLE
     assert not a_sees_b.expired(100.0, 1.5)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), max_size=40))
+def test_heartbeats_take_no_seq_and_reveal_every_loss(sends: list[tuple[bool, bool]]) -> None:
+    """A lost heartbeat leaves no gap (a session survives a reconnect that lost only
+    heartbeats), and a heartbeat after a lost signal ends the session (ADR-0013)."""
+    a_sees_b, b_sees_a = pair()
+    lost_signal = False
+    for is_heartbeat, delivered in sends:
+        epoch, seq = a_sees_b.probe_out() if is_heartbeat else a_sees_b.next_out()
+        if not delivered:
+            lost_signal = lost_signal or not is_heartbeat
+            continue
+        verdict = b_sees_a.received(A_INC, epoch, seq, 0.0, probe=is_heartbeat)
+        if lost_signal:
+            assert verdict.gap and not verdict.accept, "an envelope was accepted after a lost signal"
+            return
+        assert verdict.accept and not verdict.gap
+        assert b_sees_a.state is PeerState.UP
+
+
+def test_a_first_heartbeat_opens_the_session_without_taking_a_seq() -> None:
+    """A new session's first envelope may be a heartbeat; the first signal after it is seq 0."""
+    a_sees_b, b_sees_a = pair()
+    assert b_sees_a.received(A_INC, *a_sees_b.probe_out(), 0.0, probe=True).accept
+    assert b_sees_a.received(A_INC, *a_sees_b.next_out(), 0.0).accept
+    assert b_sees_a.received(A_INC, *a_sees_b.probe_out(), 0.0, probe=True).accept

@@ -307,7 +307,7 @@ async def test_a_gap_in_the_sequence_ends_the_session_on_both_sides(make_transpo
         assert await me.receive(str, timeout=10) == "linked"
         peer = b_transport._peers["a"]
         forged = msgspec.msgpack.encode(
-            [2, 0, "a", a.incarnation, peer.epoch, peer.in_seq + 3, msgspec.Raw(encode(None))]
+            [3, 0, "a", a.incarnation, peer.epoch, peer.in_seq + 3, msgspec.Raw(encode(None))]
         )
         raw = await nats.connect(b_transport._servers[0], user="node", password="node-secret")
         try:
@@ -416,8 +416,8 @@ async def test_a_batch_inside_a_batch_is_dropped_and_counted(make_transport: Mak
 
     b_transport = make_transport()
     async with warm_echo(make_transport(), b_transport) as (a, b, me, pid):
-        inner = msgspec.msgpack.encode([2, 3, "a", a.incarnation, 0, 0, []])
-        forged = msgspec.msgpack.encode([2, 3, "a", a.incarnation, 0, 0, [msgspec.Raw(inner)]])
+        inner = msgspec.msgpack.encode([3, 3, "a", a.incarnation, 0, 0, []])
+        forged = msgspec.msgpack.encode([3, 3, "a", a.incarnation, 0, 0, [msgspec.Raw(inner)]])
         before = b_transport.statistics().decode_errors
         raw = await nats.connect(b_transport._servers[0], user="node", password="node-secret")
         try:
