@@ -423,6 +423,19 @@ class Node:
         """Whether ``pid`` is a live process of this node."""
         return self._table.lookup(pid) is not None
 
+    def is_exiting(self, pid: Pid) -> bool:
+        """Whether ``pid`` is a live process of this node that an exit signal has killed:
+        it stops at its next checkpoint, and no later signal changes its reason (the first
+        kill wins, ADR-0010).
+
+        Raises:
+            TypeError: ``pid`` is not a Pid.
+        """
+        if type(pid) is not Pid:
+            raise TypeError(f"is_exiting takes a Pid, got {pid!r}")
+        entry = self._table.lookup(pid)
+        return entry is not None and entry.pending is not None
+
     def processes(self) -> list[Pid]:
         """The pids of the live processes, in spawn order."""
         return [entry.pid for entry in self._table.procs.values()]

@@ -23,6 +23,7 @@ from .service import (
     GetStatistics,
     StartChild,
     Started,
+    register_local_starter,
     starter_process,
 )
 
@@ -215,7 +216,8 @@ class StarterProcess(ChildStart):
             sup: The supervisor process.
         """
         pid = self.pid
-        return LOCAL_STARTERS.get(pid, False) and pid.node == sup.node.name
+        known = LOCAL_STARTERS.get(pid)
+        return known is not None and known[0] and pid.node == sup.node.name
 
     def _bound(self, sup: Process) -> float | None:
         """The call's timeout: none for a starter running on ``sup``'s own node (it shares
@@ -367,4 +369,6 @@ async def spawn_child_starter(
     else:
         check_process_function(fn, "a child's function (an async callable or a RunClosure)")
     pid = owner.spawn(starter_process, owner.pid, fn, tuple(args), trap_exits=True, name=name)
+    # Known as a starter before it runs: a supervisor's first call to it needs no timer.
+    register_local_starter(owner.node, pid, fn)
     return Starter(owner, pid, StarterProcess(pid))

@@ -20,6 +20,7 @@ from ..runtime import (
     Call,
     Down,
     ExitSignal,
+    Node,
     Normal,
     Pid,
     Process,
@@ -61,6 +62,7 @@ __all__ = [
     "StartChild",
     "Started",
     "Unsupported",
+    "register_local_starter",
     "starter_process",
 ]
 
@@ -126,12 +128,27 @@ class Unsupported:
 
 # -- the process -----------------------------------------------------------------------------
 
-#: The starters running in this OS process, each with whether its children acknowledge as
-#: they run (their function takes no ``task_status``). A call from the starter's own node
-#: needs no timeout: the starter shares the caller's event loop and only ever waits on its
-#: mailbox, so it answers unless it dies, which the call's monitor sees. A call to any other
-#: pid (a starter on another node, a process that is not a starter) is bounded. ADR-0002.
-LOCAL_STARTERS: dict[Pid, bool] = {}
+#: The starters of this OS process's nodes, from their spawn to their exit, each with whether
+#: its children acknowledge as they run (their function takes no ``task_status``) and its
+#: node. A call from the starter's own node needs no timeout: the starter shares the caller's
+#: event loop and only ever waits on its mailbox, so it answers unless it dies, which the
+#: call's monitor sees. A call to any other pid (a starter on another node, a process that is
+#: not a starter) is bounded. ADR-0002.
+LOCAL_STARTERS: dict[Pid, tuple[bool, Node]] = {}
+# When LOCAL_STARTERS next drops the starters that were killed before they ran (their
+# function never started, so never removed them): amortized O(1) per spawn.
+_prune_at = 64
+
+
+def register_local_starter(node: Node, pid: Pid, fn: ProcessFunction) -> None:
+    """Record ``pid`` as a starter of ``node`` running ``fn``'s children, from its spawn on
+    (before it runs: a supervisor may call it first)."""
+    global _prune_at
+    LOCAL_STARTERS[pid] = (not acknowledges_itself(fn), node)
+    if len(LOCAL_STARTERS) >= _prune_at:
+        for gone in [s for s, (_, n) in LOCAL_STARTERS.items() if not n.is_alive(s)]:
+            del LOCAL_STARTERS[gone]
+        _prune_at = max(64, 2 * len(LOCAL_STARTERS))
 
 
 async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
@@ -144,8 +161,8 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
         args: Its extra arguments.
     """
     driver = _Driver(p, fn, args)
-    # Known on this node as a starter while it runs (see LOCAL_STARTERS).
-    LOCAL_STARTERS[p.pid] = not driver.acks
+    if p.pid not in LOCAL_STARTERS:  # spawned by hand rather than by spawn_child_starter
+        register_local_starter(p.node, p.pid, fn)
     try:
         state, commands = protocol.initial(owner)
         driver.perform_all(commands, None)
@@ -170,7 +187,7 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
             if state.stopped:
                 return  # Stop(Normal()): the reference list is empty
     finally:
-        del LOCAL_STARTERS[p.pid]
+        LOCAL_STARTERS.pop(p.pid, None)
 
 
 #: The commands that answer the call (a tuple: ``A | B`` would build a union at each test).

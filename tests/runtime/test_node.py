@@ -259,6 +259,22 @@ async def test_introspection() -> None:
         assert not node.is_alive(pid) and node.processes() == [me.pid]
 
 
+async def test_is_exiting_is_true_from_the_kill_to_the_exit() -> None:
+    """A process killed by an exit signal is exiting until it has stopped; one that traps the
+    signal, or was never signalled, is not."""
+    async with Node() as node, node.process() as me:
+        doomed = me.spawn(idle)
+        trapper = me.spawn(idle, trap_exits=True)
+        assert not node.is_exiting(doomed) and not node.is_exiting(trapper)
+        me.exit(doomed, Shutdown())
+        me.exit(trapper, Shutdown())
+        assert node.is_exiting(doomed) and not node.is_exiting(trapper)
+        assert await node.wait(doomed) == Shutdown()
+        assert not node.is_exiting(doomed)  # gone: no longer exiting
+        with pytest.raises(TypeError, match="is_exiting takes a Pid"):
+            node.is_exiting("<bench.1.2>")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

@@ -31,7 +31,13 @@ from refcount_starter.starter import (
     spawn_child_starter,
 )
 from refcount_starter.starter.protocol import ReplyRefused
-from refcount_starter.starter.service import AcquireAndStart, AcquireRef, StartChild, Started
+from refcount_starter.starter.service import (
+    LOCAL_STARTERS,
+    AcquireAndStart,
+    AcquireRef,
+    StartChild,
+    Started,
+)
 from refcount_starter.supervisor.errors import StarterGone, StartFailureDied
 from refcount_starter.supervisor.start import InitAck
 
@@ -400,6 +406,25 @@ async def test_spawn_child_starter_checks_its_arguments() -> None:
             await spawn_child_starter("me", worker)  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             StarterProcess("not a pid")  # type: ignore[arg-type]
+
+
+async def test_a_starter_is_known_as_local_from_its_spawn_to_its_exit() -> None:
+    """A supervisor may call a starter before it has run (it then needs no timer): the starter
+    is known from its spawn; once it stopped it is forgotten, and starters killed before they
+    ever ran are forgotten too (the table does not grow with them)."""
+    async with Node() as node, node.process() as owner:
+        starter = await spawn_child_starter(owner, worker)
+        assert LOCAL_STARTERS[starter.pid][0]  # before it ran: children acknowledge as they run
+        await starter.release()
+        await starter.wait()
+        assert starter.pid not in LOCAL_STARTERS
+        killed = []
+        for _ in range(300):
+            doomed = await spawn_child_starter(owner, worker)
+            node.exit(doomed.pid, Kill())  # before it runs: its function never starts
+            assert await node.wait(doomed.pid) == Killed()
+            killed.append(doomed.pid)
+        assert sum(pid in LOCAL_STARTERS for pid in killed) < 300 // 2
 
 
 async def test_statistics_of_a_stopped_starter_raise_starter_gone() -> None:
