@@ -10,10 +10,22 @@ How a trace follows a request from process to process: a caller's span context i
 keyed by the caller's pid, for as long as its call waits (a process makes one call at a
 time). When the callee receives that ``Call``, it starts a ``handle`` span under it and makes
 it current in its own task until it replies (or takes its next ``Call``), so the calls,
-spawns and exit signals it makes meanwhile join the caller's trace. Nodes in one OS process
-share that table; across OS processes the transport carries the context in message headers
-(``headers_for`` on the sending side, ``adopt_headers`` on the receiving side; W3C
-``traceparent``).
+spawns and exit signals it makes meanwhile join the caller's trace. The context each exit
+signal was sent in is kept the same way, by sender and target, so that the ``Down`` or
+``ExitSignal`` a supervisor or a starter takes for it continues that trace.
+
+Nodes in one OS process share these tables. Across OS processes the transport carries the
+context in the headers of the message that holds the signal: ``signal_headers(signal)`` on
+the sending side gives them for a call, an exit signal or a ``Down`` (W3C ``traceparent``,
+and ``tracestate`` when there is one, as OpenTelemetry's global propagator writes them), and
+``adopt_signal_headers(signal, headers)`` on the receiving side puts the context where the
+tables would hold it had the sender been in this OS process, before the signal is
+delivered. Those headers come from the network: only the propagator's own fields are read,
+as text of at most 8 KiB, and only a valid context is kept, so that anything else leaves
+the signal untraced and nothing raises. ``instrumented`` tells a transport whether to look
+at all, for the price of one attribute read. ``headers_for(pid)`` and
+``adopt_headers(pid, headers)`` do the same for a call alone. See "Tracing" in
+docs/nats.md.
 
 Needs the ``otel`` extra (``pip install 'refcount_starter[otel]'``) and an SDK with an
 exporter of your choice (see ``docs/observer.md``).
@@ -25,18 +37,34 @@ import contextlib
 import contextvars
 import functools
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .runtime import Call, Down, ExitSignal, Node, Pid, Process
+from .runtime.signals import CallSignal, DownSignal, ExitSignalSent, Signal
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-__all__ = ["adopt_headers", "headers_for", "instrument", "is_instrumented", "span", "uninstrument"]
+__all__ = [
+    "adopt_headers",
+    "adopt_signal_headers",
+    "headers_for",
+    "instrument",
+    "instrumented",
+    "is_instrumented",
+    "signal_headers",
+    "span",
+    "uninstrument",
+]
 
 #: The instrumentation scope's name: the tracer every span comes from.
 SCOPE = "refcount_starter"
+
+#: Whether ``instrument()`` is in force (read it, never set it): what a transport reads once
+#: per signal, so that not tracing costs it one attribute read.
+#: Invariant: ``instrumented is (_tracer is not None)``.
+instrumented = False
 
 _tracer: Tracer | None = None
 _originals: list[tuple[type, str, Any]] = []
@@ -44,13 +72,18 @@ _originals: list[tuple[type, str, Any]] = []
 # one call at a time). Invariant: an entry lives only while its call waits.
 _calls: dict[Pid, Any] = {}
 # Contexts that arrived from another OS process with a call, by the caller's pid; taken by
-# the callee when it receives the call.
-_arrived: dict[Pid, Any] = {}
+# the callee when it receives the call. Bounded, as a call may never be taken (its callee
+# died) and its caller is named by the network: the oldest are forgotten.
+_arrived: OrderedDict[Pid, Any] = OrderedDict()
 # The context each exit signal was sent in, by (sender, target) and by target alone, so that
 # the ``ExitSignal`` a trapping target takes, or the ``Down`` its watchers take when it dies,
 # continues the trace that sent it. Bounded: the oldest are forgotten.
 _exit_contexts: OrderedDict[tuple[Pid, Pid] | Pid, Any] = OrderedDict()
 _MAX_EXIT_CONTEXTS = 10_000
+_MAX_ARRIVED = 10_000
+# The longest header value taken from the network (W3C Baggage's limit for the whole header;
+# a traceparent is 55 characters): anything longer is ignored unread.
+_MAX_HEADER_VALUE = 8192
 # In a process's task: the handle span of the call it is handling, and the token that made
 # it current.
 _handling: contextvars.ContextVar[tuple[Span, object] | None] = contextvars.ContextVar(
@@ -60,7 +93,7 @@ _handling: contextvars.ContextVar[tuple[Span, object] | None] = contextvars.Cont
 
 def is_instrumented() -> bool:
     """Whether ``instrument()`` is in force."""
-    return _tracer is not None
+    return instrumented
 
 
 def instrument(tracer_provider: TracerProvider | None = None) -> None:
@@ -72,7 +105,7 @@ def instrument(tracer_provider: TracerProvider | None = None) -> None:
     Raises:
         ImportError: ``opentelemetry-api`` is not installed (the ``otel`` extra).
     """
-    global _tracer
+    global _tracer, instrumented
     try:
         from opentelemetry import trace
     except ImportError as exc:
@@ -84,6 +117,7 @@ def instrument(tracer_provider: TracerProvider | None = None) -> None:
 
     uninstrument()
     _tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
+    instrumented = True
     for cls, name, make in (
         (Process, "call", _wrap_call),
         (Process, "receive", _wrap_receive),
@@ -105,11 +139,12 @@ def instrument(tracer_provider: TracerProvider | None = None) -> None:
 
 def uninstrument() -> None:
     """Stop making spans: put every wrapped method back as it was."""
-    global _tracer
+    global _tracer, instrumented
     while _originals:
         cls, name, original = _originals.pop()
         setattr(cls, name, original)
     _tracer = None
+    instrumented = False
     _calls.clear()
     _arrived.clear()
     _exit_contexts.clear()
@@ -141,8 +176,76 @@ def headers_for(sender: Pid) -> dict[str, str]:
         sender: The pid of the process whose call is being sent.
     """
     context = _calls.get(sender)
+    return {} if context is None else _inject(context)
+
+
+def adopt_headers(sender: Pid, headers: Mapping[str, object]) -> None:
+    """Keep the trace context that arrived in ``headers`` with a call from ``sender``: the
+    callee's ``handle`` span joins that trace. Headers without a valid context are ignored.
+
+    Args:
+        sender: The calling process (of another OS process).
+        headers: The message's headers (as ``headers_for`` made them, or anything at all:
+            they come from the network).
+    """
+    if _tracer is None:
+        return
+    context = _extract(headers)
+    if context is not None:
+        _keep(_arrived, sender, context, _MAX_ARRIVED)
+
+
+def signal_headers(signal: Signal) -> dict[str, str] | None:
+    """The headers that carry the trace a signal continues to another OS process: a call's
+    (its caller's ``call`` span), an exit signal's or a ``Down``'s (the context of the exit
+    signal that caused it). None for other signals, or when there is no trace to carry.
+
+    Args:
+        signal: A signal the transport is sending to another node.
+    """
+    match signal:
+        case CallSignal():
+            context = _calls.get(signal.sender)
+        case ExitSignalSent():
+            # The keys the receiver looks for (see _adopt), in the same order.
+            context = _exit_contexts.get((signal.sender, signal.to)) or _exit_contexts.get(signal.sender)
+        case DownSignal():
+            context = _exit_contexts.get(signal.pid)
+        case _:
+            return None
+    return (_inject(context) or None) if context else None
+
+
+def adopt_signal_headers(signal: Signal, headers: Mapping[str, object]) -> None:
+    """Keep the trace context that arrived in ``headers`` with ``signal`` from another OS
+    process, where this process's tables would hold it had the sender been in it: the
+    callee's ``handle`` span, or the ``handle ExitSignal``/``handle Down`` span of a
+    supervisor or starter taking the exit, continues the sender's trace. Headers come from
+    the network: values that are not text or longer than 8 KiB, and contexts that are not
+    valid, are ignored (the signal is then handled untraced); nothing here raises.
+
+    Args:
+        signal: The signal the headers came with, about to be delivered.
+        headers: The NATS message's headers.
+    """
+    if _tracer is None or type(signal) not in (CallSignal, ExitSignalSent, DownSignal):
+        return
+    context = _extract(headers)
     if context is None:
-        return {}
+        return
+    match signal:
+        case CallSignal():
+            _keep(_arrived, signal.sender, context, _MAX_ARRIVED)
+        case ExitSignalSent():
+            _keep(_exit_contexts, (signal.sender, signal.to), context, _MAX_EXIT_CONTEXTS)
+            if not signal.linked:
+                # As Process.exit keeps it: the target's own exit continues this trace.
+                _keep(_exit_contexts, signal.to, context, _MAX_EXIT_CONTEXTS)
+        case DownSignal():
+            _keep(_exit_contexts, signal.pid, context, _MAX_EXIT_CONTEXTS)
+
+
+def _inject(context: Any) -> dict[str, str]:
     from opentelemetry import propagate
 
     carrier: dict[str, str] = {}
@@ -150,19 +253,33 @@ def headers_for(sender: Pid) -> dict[str, str]:
     return carrier
 
 
-def adopt_headers(sender: Pid, headers: dict[str, str]) -> None:
-    """Keep the trace context that arrived in ``headers`` with a call from ``sender``: the
-    callee's ``handle`` span joins that trace.
+def _extract(headers: Mapping[str, object]) -> Any:
+    """The valid trace context in ``headers`` (untrusted), or None."""
+    from opentelemetry import propagate, trace
 
-    Args:
-        sender: The calling process (of another OS process).
-        headers: The message's headers (as ``headers_for`` made them).
-    """
-    if _tracer is None or "traceparent" not in headers:
-        return
-    from opentelemetry import propagate
+    propagator = propagate.get_global_textmap()
+    # Only the propagator's own fields, as text of a sane length: the rest is never read.
+    carrier: dict[str, str] = {}
+    try:
+        for field in propagator.fields:
+            value = headers.get(field)
+            if type(value) is str and len(value) <= _MAX_HEADER_VALUE:
+                carrier[field] = value
+        if not carrier:
+            return None
+        context = propagator.extract(carrier)
+    except Exception:
+        return None  # a propagator that chokes on what it was given: no trace, as for garbage
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return None
+    return context
 
-    _arrived[sender] = propagate.extract(headers)
+
+def _keep(table: OrderedDict[Any, Any], key: Hashable, context: Any, limit: int) -> None:
+    table[key] = context
+    table.move_to_end(key)
+    while len(table) > limit:
+        table.popitem(last=False)
 
 
 # -- the wrappers ---------------------------------------------------------------------------
@@ -327,10 +444,7 @@ def _keep_exit_context(sender: Pid, target: Pid) -> None:
 
     context = otel_context.get_current()
     for key in ((sender, target), target):
-        _exit_contexts[key] = context
-        _exit_contexts.move_to_end(key)
-    while len(_exit_contexts) > _MAX_EXIT_CONTEXTS:
-        _exit_contexts.popitem(last=False)
+        _keep(_exit_contexts, key, context, _MAX_EXIT_CONTEXTS)
 
 
 def _wrap_node_exit(original: Any) -> Any:

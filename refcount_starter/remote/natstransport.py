@@ -17,6 +17,11 @@ The framing is in ``envelope.py``, the sessions (order, epochs, fragments) in ``
 the publishing through nats-py in ``publisher.py``, the options in ``natsoptions.py``, the
 connection in ``connection.py`` and the claim of the node's name in ``naming.py``; this
 module wires them together: sending, receiving, peers and failure detection.
+
+While ``tracing`` is instrumented, a call, an exit signal or a ``Down`` that continues a
+trace travels in a NATS message of its own whose headers carry the trace context
+(``tracing.signal_headers``); the receiver hands them to ``tracing.adopt_signal_headers``
+before it delivers the signal. Untraced, nothing changes on the wire.
 See ADR-0006 (transport), ADR-0007 (failure detection), ADR-0008 (codec) and ADR-0012
 (unique names).
 
@@ -32,12 +37,13 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
 import attrs
 import msgspec
 
+from .. import tracing
 from ..runtime.reasons import NoConnection
 from ..runtime.signals import (
     CallSignal,
@@ -66,7 +72,7 @@ from .errors import (
 )
 from .naming import NameClaim
 from .natsoptions import NatsOptions
-from .publisher import DEFAULT_PENDING_SIZE, Publisher
+from .publisher import DEFAULT_PENDING_SIZE, Headers, Publisher, header_size
 from .session import FragmentError, Peer, PeerState
 
 __all__ = ["NatsTransport", "TransportStatistics"]
@@ -379,7 +385,7 @@ class NatsTransport:
             self._publisher = None
             for peer in self._peers.values():
                 peer.end_session()
-                for signal, _ in peer.pending:
+                for signal, _, _ in peer.pending:
                     self._undeliverable += 1
                     node.undeliverable(signal, NoConnection(peer.name))
                 peer.pending.clear()
@@ -409,11 +415,14 @@ class NatsTransport:
                 node.undeliverable(signal, NoConnection(name))
             return
         body = self._encode_signal(signal, name)
+        # The trace it continues, taken now: the caller's context is the one of this call
+        # even if the signal waits for a whois. See "Tracing" in docs/nats.md.
+        headers = tracing.signal_headers(signal) if tracing.instrumented else None
         peer = self._peers.get(name)
         if peer is None:
             peer = self._peers[name] = Peer(name, touched=time.monotonic())
         if peer.resolving:
-            peer.pending.append((signal, body))
+            peer.pending.append((signal, body, headers))
         elif peer.state is PeerState.UP:
             target = _target_incarnation(signal)
             if target is not None and target != peer.incarnation:
@@ -421,9 +430,9 @@ class NatsTransport:
                 # yet. It goes to the current one (which answers NoProc), and the peer is
                 # asked which is current.
                 self._maybe_verify(peer)
-            self._enqueue(peer, wire.KIND_SIGNAL, body, signal)
+            self._enqueue(peer, wire.KIND_SIGNAL, body, signal, headers)
         else:
-            peer.pending.append((signal, body))
+            peer.pending.append((signal, body, headers))
             peer.resolving = True
             self._start(self._resolve(peer), "refcount_starter.nats.whois")
 
@@ -457,15 +466,21 @@ class NatsTransport:
         )
         return encode(attrs.evolve(signal, reason=replacement))
 
-    def _enqueue(self, peer: Peer, kind: int, body: bytes, signal: Signal | None) -> None:
+    def _enqueue(
+        self, peer: Peer, kind: int, body: bytes, signal: Signal | None, headers: Headers | None = None
+    ) -> None:
+        """Number and queue one envelope (or the fragments of a signal); ``headers`` (a trace
+        context) go with the envelope that completes the signal, in a message of its own."""
         node, publisher = self._node, self._publisher
         assert node is not None and publisher is not None and peer.incarnation is not None
         subject = self._subjects.node(peer.name, peer.incarnation, node.name)
         room = publisher.max_payload - self._name_size
+        if headers is not None:
+            room -= header_size(headers)  # the server counts them in max_payload
         if len(body) + wire.FRAGMENT_OVERHEAD <= room:
             epoch, seq = peer.probe_out() if kind == wire.KIND_HEARTBEAT else peer.next_out()
             data = wire.encode_envelope(kind, node.name, node.incarnation, epoch, seq, msgspec.Raw(body))
-            publisher.enqueue(subject, data, signal, peer.name)
+            publisher.enqueue(subject, data, signal, peer.name, headers)
             return
         # Larger than a NATS message: fragments, each the next envelope of the session, all
         # queued now, so nothing else to this peer comes between them. See ADR-0006.
@@ -474,9 +489,11 @@ class NatsTransport:
         for piece_kind, piece in wire.fragments(body, piece_size):
             epoch, seq = peer.next_out()
             data = wire.encode_envelope(piece_kind, node.name, node.incarnation, epoch, seq, piece)
-            last = piece_kind == wire.KIND_LAST_FRAGMENT
+            if piece_kind == wire.KIND_LAST_FRAGMENT:
+                publisher.enqueue(subject, data, signal, peer.name, headers)
+            else:
+                publisher.enqueue(subject, data, None, peer.name)
             self._fragments += 1
-            publisher.enqueue(subject, data, signal if last else None, peer.name)
 
     def _pack(self, envelopes: list[bytes]) -> bytes:
         node = self._node
@@ -553,7 +570,7 @@ class NatsTransport:
         pending, peer.pending = peer.pending, []
         if incarnation is None:
             _log.debug("could not reach node %s: %s", peer.name, why)
-            for signal, _ in pending:
+            for signal, _, _ in pending:
                 self._report_undeliverable(signal)
             return
         if peer.resolved(incarnation, time.monotonic()):
@@ -590,10 +607,10 @@ class NatsTransport:
         if peer.learn_incarnation(incarnation):
             self._peer_down(peer, f"it says it is incarnation {incarnation} now")
 
-    def _flush_pending(self, peer: Peer, pending: list[tuple[Signal, bytes]]) -> None:
-        for signal, body in pending:
+    def _flush_pending(self, peer: Peer, pending: list[tuple[Signal, bytes, Headers | None]]) -> None:
+        for signal, body, headers in pending:
             if peer.state is PeerState.UP:
-                self._enqueue(peer, wire.KIND_SIGNAL, body, signal)
+                self._enqueue(peer, wire.KIND_SIGNAL, body, signal, headers)
             else:
                 self._report_undeliverable(signal)
 
@@ -603,7 +620,9 @@ class NatsTransport:
         node = self._node
         if node is None:
             return
-        self._on_data(node, wire.Subjects.sender(msg.subject), msg.subject, msg.data, inner=False)
+        self._on_data(
+            node, wire.Subjects.sender(msg.subject), msg.subject, msg.data, inner=False, headers=msg.headers
+        )
 
     def _undecodable(self, node: NodeHooks, subject: str, data: bytes, exc: Exception) -> None:
         self._decode_errors += 1
@@ -611,7 +630,19 @@ class NatsTransport:
             "node %s dropped undecodable input on %s (%d bytes): %s", node.name, subject, len(data), exc
         )
 
-    def _on_data(self, node: NodeHooks, sender: str, subject: str, data: bytes, *, inner: bool) -> None:
+    def _on_data(
+        self,
+        node: NodeHooks,
+        sender: str,
+        subject: str,
+        data: bytes,
+        *,
+        inner: bool,
+        headers: Mapping[str, object] | None = None,
+    ) -> None:
+        """Judge and act on one envelope (or each of a batch's). ``headers`` are the NATS
+        message's, untrusted: a trace context, read only for the signal a message completes
+        (a batch's are ignored)."""
         try:
             _, kind, name, incarnation, epoch, seq, raw = wire.decode_header(data, inner=inner)
             if name != sender:
@@ -686,17 +717,29 @@ class NatsTransport:
         if kind == wire.KIND_BYE:
             self._end(peer, "it is leaving")
         elif signal is not None:
+            if headers is not None and tracing.instrumented:
+                self._adopt_trace(node, signal, headers)
             try:
                 node.deliver(signal)
             except Exception:
                 _log.exception("node %s failed to apply %r", node.name, signal)
+
+    @staticmethod
+    def _adopt_trace(node: NodeHooks, signal: Signal, headers: Mapping[str, object]) -> None:
+        # Whatever the headers hold, the signal is delivered: at worst untraced.
+        try:
+            tracing.adopt_signal_headers(signal, headers)
+        except Exception:
+            _log.exception(
+                "node %s could not read the trace context of a %s", node.name, type(signal).__name__
+            )
 
     def _resolved_by_contact(self, peer: Peer) -> None:
         # The peer spoke first while a whois was in flight: the session is live, so what
         # waited for the whois goes now, ahead of anything sent later (unless some of it is
         # for another incarnation than the one that spoke: then the whois decides).
         known = peer.incarnation
-        if any(_target_incarnation(signal) not in (None, known) for signal, _ in peer.pending):
+        if any(_target_incarnation(signal) not in (None, known) for signal, _, _ in peer.pending):
             return
         peer.resolving = False
         pending, peer.pending = peer.pending, []

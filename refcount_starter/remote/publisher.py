@@ -6,7 +6,8 @@ only appends to its buffer and wakes its own flusher: it is driven to its end at
 the ``send`` that queued the envelope or from a callback at the end of the loop iteration,
 with no task switch. Should it have to wait, a task finishes that publish and then
 publishes the rest, in order. What queues up for one node during a loop iteration is packed
-into batches that never exceed the connection's ``max_payload``. See ADR-0006.
+into batches that never exceed the connection's ``max_payload``. An envelope with headers (a
+trace context) goes in a message of its own, in its place in the queue. See ADR-0006.
 """
 
 from __future__ import annotations
@@ -14,31 +15,45 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..runtime.signals import Signal
 from .envelope import BATCH_OVERHEAD
 
-__all__ = ["DEFAULT_PENDING_SIZE", "Publisher"]
+__all__ = ["DEFAULT_PENDING_SIZE", "Headers", "Publisher", "header_size"]
 
 # nats-py's default for connect(pending_size=...).
 DEFAULT_PENDING_SIZE = 2 * 1024 * 1024
-# What nats-py adds to a message in its buffer ("PUB <subject> <size>\r\n...\r\n"), at most.
+# What nats-py adds to a message in its buffer ("HPUB <subject> <sizes>\r\n...\r\n"), at most.
 _PUB_OVERHEAD = 32
+# nats-py's header block: "NATS/1.0\r\n", then "<name>: <value>\r\n" each, then "\r\n".
+_HEADER_LINE = len(b"NATS/1.0\r\n")
+_HEADER_END = len(b"\r\n")
+_HEADER_FIELD = len(b": \r\n")
 # What a batch adds to each envelope it holds (a bin or array header inside a list), at most.
 _ITEM_OVERHEAD = 5
 # A publish not started yet (see _publish_slowly).
 _NOT_STARTED: Any = object()
 
-#: One queued envelope: its subject, its bytes, the signal it carries (or None), the peer.
-Entry = tuple[str, bytes, Signal | None, str]
+#: A NATS message's headers, by name.
+Headers = Mapping[str, str]
+#: One queued envelope: its subject, its bytes, the signal it carries (or None), the peer,
+#: its headers (or None: it may share a batch).
+Entry = tuple[str, bytes, Signal | None, str, Headers | None]
 #: Packs envelopes for one node into one batch message.
 Pack = Callable[[list[bytes]], bytes]
 #: Told that these signals (None for a heartbeat or a goodbye) went out, in one message.
 Published = Callable[[list[Signal | None]], None]
 #: Told that publishing these signals, for this peer, failed.
 Failed = Callable[[str, list[Signal | None], Exception], None]
+
+
+def header_size(headers: Headers) -> int:
+    """The bytes ``headers`` take in a NATS message (the server counts them in its
+    ``max_payload``), as nats-py writes them."""
+    fields = sum(len(name.encode()) + len(value.encode()) + _HEADER_FIELD for name, value in headers.items())
+    return _HEADER_LINE + fields + _HEADER_END
 
 
 class Publisher:
@@ -77,10 +92,14 @@ class Publisher:
         max_payload: int = self._nc.max_payload
         return max_payload
 
-    def enqueue(self, subject: str, data: bytes, signal: Signal | None, name: str) -> None:
-        """Queue one envelope (at most ``max_payload`` bytes); the first of a loop iteration
-        goes out at once, what queues up behind it at the iteration's end, in batches."""
-        self._queue.append((subject, data, signal, name))
+    def enqueue(
+        self, subject: str, data: bytes, signal: Signal | None, name: str, headers: Headers | None = None
+    ) -> None:
+        """Queue one envelope (at most ``max_payload`` bytes with its headers); the first of a
+        loop iteration goes out at once, what queues up behind it at the iteration's end, in
+        batches. An envelope with ``headers`` is never batched: it goes alone, with them,
+        after what was queued before it and before what is queued after it."""
+        self._queue.append((subject, data, signal, name, headers))
         if not self._flushing:
             self._flushing = True
             self.idle.clear()
@@ -113,9 +132,14 @@ class Publisher:
         if nc is None:
             self._queue.clear()  # closed meanwhile
             return True
-        subject, data, signals, name = self._next_batch(nc.max_payload)
-        publishing = nc.publish(subject, data)
-        if nc.pending_data_size + len(subject) + len(data) + _PUB_OVERHEAD > self._pending_limit:
+        subject, data, signals, name, headers = self._next_batch(nc.max_payload)
+        # Headers only when there are some: an untraced message stays a plain PUB.
+        if headers is None:
+            publishing = nc.publish(subject, data)
+        else:
+            publishing = nc.publish(subject, data, headers=dict(headers))
+        size = len(subject) + len(data) + _PUB_OVERHEAD + (0 if headers is None else header_size(headers))
+        if nc.pending_data_size + size > self._pending_limit:
             # nats-py's buffer would overflow: it flushes by force and waits, with a timeout
             # that needs a task of its own. A task publishes this one and then the rest.
             waiting: Any = _NOT_STARTED
@@ -161,9 +185,12 @@ class Publisher:
             finally:
                 publishing.close()
             while self._queue and self._nc is not None:
-                subject, data, signals, name = self._next_batch(self._nc.max_payload)
+                subject, data, signals, name, headers = self._next_batch(self._nc.max_payload)
                 try:
-                    await self._nc.publish(subject, data)
+                    if headers is None:
+                        await self._nc.publish(subject, data)
+                    else:
+                        await self._nc.publish(subject, data, headers=dict(headers))
                 except Exception as exc:
                     self._failed(name, signals, exc)
                 else:
@@ -178,22 +205,30 @@ class Publisher:
                 self._flushing = False
                 self.idle.set()
 
-    def _next_batch(self, max_payload: int) -> tuple[str, bytes, list[Signal | None], str]:
+    def _next_batch(self, max_payload: int) -> tuple[str, bytes, list[Signal | None], str, Headers | None]:
         """The next envelope, with the ones queued right behind it for the same node, as
-        many as fit in ``max_payload``."""
+        many as fit in ``max_payload``; an envelope with headers alone."""
         queue = self._queue
-        subject, data, signal, name = queue.popleft()
+        subject, data, signal, name, headers = queue.popleft()
         signals = [signal]
+        if headers is not None:
+            return subject, data, signals, name, headers
         room = max_payload - self._batch_overhead
         size = len(data) + _ITEM_OVERHEAD
-        if queue and queue[0][0] == subject and size + len(queue[0][1]) + _ITEM_OVERHEAD <= room:
+        # An envelope joins the batch if it is for the same node and has no headers.
+        if (
+            queue
+            and queue[0][0] == subject
+            and queue[0][4] is None
+            and size + len(queue[0][1]) + _ITEM_OVERHEAD <= room
+        ):
             envelopes = [data]
-            while queue and queue[0][0] == subject:
+            while queue and queue[0][0] == subject and queue[0][4] is None:
                 size += len(queue[0][1]) + _ITEM_OVERHEAD
                 if size > room:
                     break
-                _, more, signal, _ = queue.popleft()
+                _, more, signal, _, _ = queue.popleft()
                 envelopes.append(more)
                 signals.append(signal)
             data = self._pack(envelopes)
-        return subject, data, signals, name
+        return subject, data, signals, name, None

@@ -3,15 +3,30 @@ processes and nodes, and nothing at all until ``instrument()``."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import propagate
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from refcount_starter import tracing
-from refcount_starter.runtime import Call, InMemoryNetwork, Kill, Node, Pid, Process, Ref
+from refcount_starter.runtime import Call, InMemoryNetwork, Kill, Killed, Node, Pid, Process, Ref
+from refcount_starter.runtime.signals import (
+    CallSignal,
+    DownSignal,
+    ExitSignalSent,
+    LinkSignal,
+    MessageSignal,
+)
 from refcount_starter.starter import StarterProcess, spawn_child_starter
 from refcount_starter.supervisor import (
     TRANSIENT,
@@ -39,8 +54,9 @@ async def relay(p: Process) -> None:
             p.reply(message, answer)
 
 
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
+@contextlib.contextmanager
+def instrumented() -> Iterator[InMemorySpanExporter]:
+    """Spans into memory while the block runs."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -49,6 +65,12 @@ def exporter() -> Iterator[InMemorySpanExporter]:
         yield exporter
     finally:
         tracing.uninstrument()
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    with instrumented() as exporter:
+        yield exporter
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
@@ -239,3 +261,201 @@ async def test_supervisor_client_calls_are_spans(exporter: InMemorySpanExporter)
         assert call.attributes is not None
         assert call.attributes["rs.callee"] == str(sup.pid) and call.attributes["rs.pid"] == str(me.pid)
         del node
+
+
+# -- what a transport carries across OS processes --------------------------------------------
+
+#: A W3C traceparent as another OS process would send it.
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+STRANGER = Pid("elsewhere", 1, 7)
+
+
+def traceparent_of(span: ReadableSpan) -> str:
+    context = span.context
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+async def capture_call_signal_headers(p: Process, into: dict[str, str]) -> None:
+    """Answers one call, keeping the headers a transport would send with that call."""
+    call = await p.receive(Call)
+    into.update(tracing.signal_headers(CallSignal(call.sender, p.pid, call.ref, call.request)) or {})
+    p.reply(call, None)
+
+
+async def test_a_call_an_exit_and_its_down_carry_their_trace_and_nothing_else_does(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """A call carries its caller's span; an exit signal, and the Down and link exit signals of the
+    process it ended, carry the exit's; other signals carry nothing, nor does anything untraced."""
+    async with Node() as node, node.process() as me:
+        headers: dict[str, str] = {}
+        await me.call(me.spawn(capture_call_signal_headers, headers), "request")
+        (call,) = by_name(exporter.get_finished_spans(), "call str")
+        assert headers == {"traceparent": traceparent_of(call)}
+
+        target = me.spawn(worker)
+        me.exit(target, Kill())
+        (exit_span,) = by_name(exporter.get_finished_spans(), "exit signal")
+        carried = {"traceparent": traceparent_of(exit_span)}
+        ref = Ref(node.name, node.incarnation, 10_000)
+        assert tracing.signal_headers(ExitSignalSent(me.pid, target, Kill(), False)) == carried
+        assert tracing.signal_headers(DownSignal(me.pid, ref, target, Killed())) == carried
+        assert tracing.signal_headers(ExitSignalSent(target, me.pid, Killed(), True)) == carried
+
+        assert tracing.signal_headers(MessageSignal(me.pid, target, "hello")) is None
+        assert tracing.signal_headers(LinkSignal(me.pid, target)) is None
+        assert tracing.signal_headers(CallSignal(me.pid, target, ref, "not waiting")) is None
+        tracing.uninstrument()
+        assert tracing.signal_headers(DownSignal(me.pid, ref, target, Killed())) is None
+        del node
+
+
+def test_an_exit_that_arrived_from_another_os_process_goes_on_with_its_target(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """What came with an exit signal (``exit()``) is sent on with its target's Down, and what
+    came with a Down with the next Down about the same process; a link's exit signal is kept
+    for its receiver only."""
+    target, watcher, ref = Pid("here", 2, 3), Pid("third", 3, 4), Ref("here", 2, 9)
+    tracing.adopt_signal_headers(
+        ExitSignalSent(STRANGER, target, Kill(), False), {"traceparent": TRACEPARENT}
+    )
+    assert tracing.signal_headers(DownSignal(watcher, ref, target, Killed())) == {"traceparent": TRACEPARENT}
+
+    dead = Pid("here", 2, 4)
+    tracing.adopt_signal_headers(DownSignal(target, ref, dead, Killed()), {"traceparent": TRACEPARENT})
+    assert tracing.signal_headers(DownSignal(watcher, ref, dead, Killed())) == {"traceparent": TRACEPARENT}
+
+    linked = Pid("here", 2, 5)
+    tracing.adopt_signal_headers(
+        ExitSignalSent(STRANGER, linked, Killed(), True), {"traceparent": TRACEPARENT}
+    )
+    assert tracing.signal_headers(DownSignal(watcher, ref, linked, Killed())) is None
+
+
+#: Headers another OS process (or anyone who can publish) might send.
+HOSTILE: list[dict[str, Any]] = [
+    {},
+    {"traceparent": "garbage"},
+    {"traceparent": f"00-{'0' * 32}-{'0' * 16}-01"},  # all-zero ids: invalid
+    {"traceparent": "01" + TRACEPARENT[2:] + "-" + "f" * 1_000_000},  # a later version, huge
+    {"traceparent": "garbage", "baggage": "key=value"},  # something to extract, but no trace
+    {"traceparent": "\ufffd\ufffd-\ufffd"},  # what nats-py makes of bytes that are not UTF-8
+    {"traceparent": TRACEPARENT.encode()},  # not text
+    {"traceparent": None, "tracestate": 12},
+    {"tracestate": "x" * 100_000, "baggage": "=" * 100_000},
+    {"traceparent": "ff" + TRACEPARENT[2:]},  # version ff is invalid
+]
+
+
+async def test_hostile_headers_leave_a_call_untraced_and_delivered(exporter: InMemorySpanExporter) -> None:
+    """Malformed, huge, non-text or missing headers are ignored: the call is handled, without
+    a span; a valid context joins its trace."""
+    async with Node() as node, node.process() as me:
+        callee = me.spawn(answer_then_tell, me.pid)
+        for serial, headers in enumerate(HOSTILE):
+            tracing.adopt_signal_headers(
+                CallSignal(STRANGER, callee, Ref("elsewhere", 1, serial), serial), headers
+            )
+            me.send(callee, Call(STRANGER, Ref("elsewhere", 1, serial), serial))
+            assert await me.receive(str) == "handled"
+            callee = me.spawn(answer_then_tell, me.pid)
+        assert by_name(exporter.get_finished_spans(), "handle int") == []
+
+        tracing.adopt_signal_headers(
+            CallSignal(STRANGER, callee, Ref("elsewhere", 1, 99), 99), {"traceparent": TRACEPARENT}
+        )
+        me.send(callee, Call(STRANGER, Ref("elsewhere", 1, 99), 99))
+        assert await me.receive(str) == "handled"
+        (handle,) = by_name(exporter.get_finished_spans(), "handle int")
+        assert traceparent_of(handle).split("-")[1] == TRACEPARENT.split("-")[1]
+        assert (
+            handle.parent is not None and format(handle.parent.span_id, "016x") == TRACEPARENT.split("-")[2]
+        )
+        del node
+
+
+class Recording(TextMapPropagator):
+    """A propagator that keeps what it was given to extract, and raises if told to."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.seen: list[dict[str, str]] = []
+        self.fail = fail
+
+    def extract(self, carrier: Any, context: Context | None = None, getter: Any = None) -> Context:
+        self.seen.append(dict(carrier))
+        if self.fail:
+            raise ValueError("cannot read this")
+        return Context()
+
+    def inject(self, carrier: Any, context: Context | None = None, setter: Any = None) -> None:
+        pass
+
+    @property
+    def fields(self) -> set[str]:
+        return {"traceparent", "x-trace"}
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["reads", "raises"])
+def test_a_propagator_sees_only_its_own_fields_as_text_of_at_most_8_kib(
+    exporter: InMemorySpanExporter, fail: bool
+) -> None:
+    """Whatever propagator is in use, it is given only its own fields, as text of at most
+    8 KiB; one that raises leaves the signal untraced."""
+    propagator = Recording(fail=fail)
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(propagator)
+    try:
+        headers = {"traceparent": "a" * 8193, "x-trace": "b" * 8192, "other": "c", "tracestate": "d"}
+        target = Pid("here", 2, 3)
+        tracing.adopt_signal_headers(ExitSignalSent(STRANGER, target, Kill(), False), headers)
+        tracing.adopt_signal_headers(ExitSignalSent(STRANGER, target, Kill(), False), {"x-trace": b"e"})
+    finally:
+        propagate.set_global_textmap(previous)
+    assert propagator.seen == [{"x-trace": "b" * 8192}]
+    assert tracing.signal_headers(DownSignal(STRANGER, Ref("here", 2, 9), target, Killed())) is None
+
+
+def _valid(traceparent: object) -> bool:
+    """W3C Trace Context: four fields of hex digits (more only after a version other than 00);
+    version ff and ids of all zeros are invalid."""
+    if not isinstance(traceparent, str):
+        return False
+    match = re.fullmatch(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?", traceparent)
+    if match is None:
+        return False
+    version, trace_id, span_id, more = match.groups()
+    return (
+        version != "ff"
+        and not (version == "00" and more)
+        and int(trace_id, 16) != 0
+        and int(span_id, 16) != 0
+    )
+
+
+@given(
+    traceparent=st.one_of(
+        st.from_regex(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[0-9a-f]{0,4})?", fullmatch=True),
+        st.text(),
+        st.binary(),
+        st.none(),
+    ),
+    others=st.dictionaries(
+        st.one_of(st.sampled_from(["tracestate", "baggage"]), st.text(max_size=12)),
+        st.one_of(st.text(), st.integers(), st.just("key=value")),
+    ),
+)
+def test_only_a_valid_traceparent_is_kept_and_nothing_raises(
+    traceparent: Any, others: dict[str, Any]
+) -> None:
+    """Whatever the headers hold, adopting them never raises, and a context is kept exactly
+    when the traceparent is valid, with its trace and span ids."""
+    target, watcher, ref = Pid("here", 2, 3), Pid("third", 3, 4), Ref("here", 2, 9)
+    with instrumented():
+        headers = {**others, "traceparent": traceparent}
+        tracing.adopt_signal_headers(ExitSignalSent(STRANGER, target, Kill(), False), headers)
+        kept = tracing.signal_headers(DownSignal(watcher, ref, target, Killed()))
+    if _valid(traceparent):
+        assert kept is not None and kept["traceparent"].split("-")[1:3] == traceparent.split("-")[1:3]
+    else:
+        assert kept is None

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -59,9 +59,11 @@ async def node_process(
     *,
     url: str | None = None,
     heartbeat_misses: int = HEARTBEAT_MISSES,
+    imports: Sequence[str] = (),
 ) -> AsyncIterator[NodeProcess]:
     """Start a node process and wait for its READY line; stop it (SIGCONT, SIGTERM, SIGKILL).
-    ``url`` (several URLs separated by commas for a cluster) replaces ``server``'s."""
+    ``url`` (several URLs separated by commas for a cluster) replaces ``server``'s;
+    ``imports`` are more modules for it to import (after ``closures_for_tests``)."""
     log = tmp_path / f"{name}.stderr"
     command = [
         sys.executable,
@@ -78,6 +80,7 @@ async def node_process(
         "--heartbeat-misses",
         str(heartbeat_misses),
         "--servers-in-order",
+        *(word for module in imports for word in ("--import", module)),
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with log.open("wb") as stderr:
