@@ -3,7 +3,6 @@ processes and nodes, and nothing at all until ``instrument()``."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,6 @@ from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from refcount_starter import tracing
@@ -38,6 +36,8 @@ from refcount_starter.supervisor import (
 )
 from refcount_starter.supervisor import start as start_supervisor
 
+from ..remote.spans import spans_in_memory
+
 pytestmark = pytest.mark.anyio
 
 
@@ -54,22 +54,9 @@ async def relay(p: Process) -> None:
             p.reply(message, answer)
 
 
-@contextlib.contextmanager
-def instrumented() -> Iterator[InMemorySpanExporter]:
-    """Spans into memory while the block runs."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.instrument(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.uninstrument()
-
-
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
-    with instrumented() as exporter:
+    with spans_in_memory() as exporter:
         yield exporter
 
 
@@ -451,7 +438,7 @@ def test_only_a_valid_traceparent_is_kept_and_nothing_raises(
     """Whatever the headers hold, adopting them never raises, and a context is kept exactly
     when the traceparent is valid, with its trace and span ids."""
     target, watcher, ref = Pid("here", 2, 3), Pid("third", 3, 4), Ref("here", 2, 9)
-    with instrumented():
+    with spans_in_memory():
         headers = {**others, "traceparent": traceparent}
         tracing.adopt_signal_headers(ExitSignalSent(STRANGER, target, Kill(), False), headers)
         kept = tracing.signal_headers(DownSignal(watcher, ref, target, Killed()))

@@ -3,9 +3,14 @@ own (``traced_node``), and the test puts them together with those of its own pro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from refcount_starter import tracing
 
 #: (name, trace id, span id, parent span id or "" for a root, attributes), ids in hex.
 Span = tuple[str, str, str, str, dict[str, str]]
@@ -30,3 +35,16 @@ def chain(span: Span, spans: Sequence[Span]) -> list[Span]:
         (parent,) = [s for s in spans if s[2] == found[-1][3] and s[1] == found[-1][1]]
         found.append(parent)
     return found
+
+
+@contextlib.contextmanager
+def spans_in_memory() -> Iterator[InMemorySpanExporter]:
+    """This OS process's spans, into memory, while the block runs (instrumented)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.instrument(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.uninstrument()

@@ -20,8 +20,6 @@ import anyio
 import msgspec
 import nats
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from refcount_starter import supervisor, tracing
@@ -43,7 +41,7 @@ from refcount_starter.supervisor import (
 from .conftest import HEARTBEAT_INTERVAL, HEARTBEAT_MISSES, server_binary
 from .natsserver import PASSWORD, USER, NatsServer
 from .nodeproc import node_process
-from .spans import Span, as_value, chain
+from .spans import Span, as_value, chain, spans_in_memory
 
 pytestmark = [pytest.mark.nats, pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -57,14 +55,8 @@ SETTLE = 20.0
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
     """This OS process's spans, into memory."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.instrument(provider)
-    try:
+    with spans_in_memory() as exporter:
         yield exporter
-    finally:
-        tracing.uninstrument()
 
 
 def traceparent(span: Span) -> str:
