@@ -56,6 +56,14 @@ def header_size(headers: Headers) -> int:
     return _HEADER_LINE + fields + _HEADER_END
 
 
+def _publish(nc: Any, subject: str, data: bytes, headers: Headers | None) -> Any:
+    """nats-py's publish coroutine for one message; headers only when there are some, so that
+    an untraced message stays a plain PUB."""
+    if headers is None:
+        return nc.publish(subject, data)
+    return nc.publish(subject, data, headers=dict(headers))
+
+
 class Publisher:
     """The queue of envelopes of one connection, published in order, in batches.
 
@@ -133,11 +141,7 @@ class Publisher:
             self._queue.clear()  # closed meanwhile
             return True
         subject, data, signals, name, headers = self._next_batch(nc.max_payload)
-        # Headers only when there are some: an untraced message stays a plain PUB.
-        if headers is None:
-            publishing = nc.publish(subject, data)
-        else:
-            publishing = nc.publish(subject, data, headers=dict(headers))
+        publishing = _publish(nc, subject, data, headers)
         size = len(subject) + len(data) + _PUB_OVERHEAD + (0 if headers is None else header_size(headers))
         if nc.pending_data_size + size > self._pending_limit:
             # nats-py's buffer would overflow: it flushes by force and waits, with a timeout
@@ -187,10 +191,7 @@ class Publisher:
             while self._queue and self._nc is not None:
                 subject, data, signals, name, headers = self._next_batch(self._nc.max_payload)
                 try:
-                    if headers is None:
-                        await self._nc.publish(subject, data)
-                    else:
-                        await self._nc.publish(subject, data, headers=dict(headers))
+                    await _publish(self._nc, subject, data, headers)
                 except Exception as exc:
                     self._failed(name, signals, exc)
                 else:
