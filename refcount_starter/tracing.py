@@ -261,8 +261,15 @@ def _extract(headers: Mapping[str, object]) -> Any:
     # Only the propagator's own fields, as text of a sane length: the rest is never read.
     carrier: dict[str, str] = {}
     try:
+        folded: dict[str, object] | None = None
         for field in propagator.fields:
             value = headers.get(field)
+            if value is None:
+                # Header names are case-insensitive (W3C Trace Context, after HTTP): another
+                # NATS client may send ``Traceparent``. Folded once, only when needed.
+                if folded is None:
+                    folded = {k.lower(): v for k, v in headers.items() if type(k) is str}
+                value = folded.get(field.lower())
             if type(value) is str and len(value) <= _MAX_HEADER_VALUE:
                 carrier[field] = value
         if not carrier:

@@ -313,6 +313,11 @@ def test_an_exit_that_arrived_from_another_os_process_goes_on_with_its_target(
     tracing.adopt_signal_headers(DownSignal(target, ref, dead, Killed()), {"traceparent": TRACEPARENT})
     assert tracing.signal_headers(DownSignal(watcher, ref, dead, Killed())) == {"traceparent": TRACEPARENT}
 
+    # Header names are case-insensitive: another NATS client may capitalise them.
+    other = Pid("here", 2, 6)
+    tracing.adopt_signal_headers(DownSignal(target, ref, other, Killed()), {"Traceparent": TRACEPARENT})
+    assert tracing.signal_headers(DownSignal(watcher, ref, other, Killed())) == {"traceparent": TRACEPARENT}
+
     linked = Pid("here", 2, 5)
     tracing.adopt_signal_headers(
         ExitSignalSent(STRANGER, linked, Killed(), True), {"traceparent": TRACEPARENT}
