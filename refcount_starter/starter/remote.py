@@ -41,9 +41,10 @@ async def starter_owner(p: Process, asker: Pid, closure: str, args: tuple[Any, .
     """The owner of a starter made for another node's process ``asker``.
 
     It answers the call ``"starter"`` with the starter's pid (or the ``BadClosure`` that
-    refused the closure); the message ``RELEASE`` from ``asker`` (``RemoteStarter.release``,
-    which never blocks) releases its reference and ends it, as does the call ``"release"``
-    (answered ``None``), and ``asker``'s exit.
+    refused the closure); the message ``(RELEASE, asker)`` (``RemoteStarter.release``, which
+    never blocks) releases its reference and ends it, as do the call ``"release"`` from
+    ``asker`` (answered ``None``) and ``asker``'s exit. A release that names another process,
+    or a call from another, is ignored: only the asker lets go of its reference.
     """
     watch = p.monitor(asker)
     try:
@@ -57,15 +58,27 @@ async def starter_owner(p: Process, asker: Pid, closure: str, args: tuple[Any, .
             message = await p.receive()
             if type(message) is Down and message.ref == watch:
                 return  # the asker is gone: leaving the block releases the reference
-            if message == RELEASE:
+            if _is_release(message, asker):
                 return  # leaving the block releases the reference
-            if type(message) is Call:
+            if type(message) is Call and type(message.sender) is Pid:
                 if message.request == "starter":
                     p.reply(message, starter.pid)
-                elif message.request == "release":
+                elif message.request == "release" and message.sender == asker:
                     await starter.release()
                     p.reply(message, None)
                     return
+
+
+def _is_release(message: object, asker: Pid) -> bool:
+    """Whether ``message`` is ``(RELEASE, asker)`` (a list too: a codec may turn a tuple into
+    one on the way)."""
+    return (
+        isinstance(message, tuple | list)
+        and len(message) == 2
+        and message[0] == RELEASE
+        and type(message[1]) is Pid
+        and message[1] == asker
+    )
 
 
 @attrs.define(eq=False)
@@ -89,7 +102,7 @@ class RemoteStarter:
         """Release the owner's reference; idempotent, and it never blocks (as
         ``Starter.release``, ADR-0004).
 
-        It sends the owner process the message ``RELEASE`` and returns at once; the owner
+        It sends the owner process the message ``(RELEASE, caller)`` and returns at once; the owner
         releases the starter's first reference and ends. The reference is never lost: if the
         message cannot arrive, the session to the owner's node has ended, and the owner,
         which monitors this handle's caller, releases it on that ``Down``. ``wait()`` waits
@@ -101,7 +114,7 @@ class RemoteStarter:
         self._released = True
         if self.caller.reason is not None:
             return  # the caller is dead: the owner saw its Down and released
-        self.caller.send(self.owner, RELEASE)
+        self.caller.send(self.owner, (RELEASE, self.caller.pid))
 
     async def statistics(self, *, via: Process | None = None, timeout: float = 10.0) -> StarterStatistics:
         """Ask the starter what it holds.

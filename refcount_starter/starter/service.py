@@ -169,6 +169,11 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
         while True:
             message = await p.receive()
             if type(message) is Call:
+                if type(message.sender) is not Pid or type(message.ref) is not Ref:
+                    # A Call made by hand with no one to answer: dropped, the starter that
+                    # every holder shares goes on.
+                    driver.drop_malformed(message)
+                    continue
                 request = message.request
                 if type(request) is GetStatistics:
                     p.reply(message, state.statistics())
@@ -236,6 +241,9 @@ class _Driver:
             self.p.reply(message, Unsupported(request))
             return None
         if kind is ExitSignal:
+            if type(message.sender) is not Pid:
+                self.drop_malformed(message)
+                return None
             reason = message.reason
             release = _release_detail(reason)
             if release is not None:
@@ -257,6 +265,9 @@ class _Driver:
                 return OwnerRelease(message.sender)
             return StrayExit(message.sender, reason)
         if kind is Down:
+            if type(message.ref) is not Ref:
+                self.drop_malformed(message)
+                return None
             holder = self._holders.pop(message.ref, None)
             if holder is None:
                 return None
@@ -264,6 +275,13 @@ class _Driver:
             return HolderDown(holder)
         _log.debug("starter %s: ignored %r", self.p.pid, message, extra=log_fields(self.p.pid))
         return None
+
+    def drop_malformed(self, message: Any) -> None:
+        """Log and drop a message of a runtime type whose fields are of the wrong types (made
+        by hand: the runtime never sends one)."""
+        _log.warning(
+            "starter %s: dropped the malformed message %r", self.p.pid, message, extra=log_fields(self.p.pid)
+        )
 
     def refuse_malformed(self, call: Call) -> None:
         """Answer a malformed request with ``Refusal.MALFORMED``; the state is unchanged."""

@@ -216,7 +216,13 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         """Ask the supervisor to stop its children (in its shutdown order) and exit
-        ``Shutdown()``; returns at once, and does nothing if it is already gone."""
+        ``Shutdown()``; returns at once, and does nothing if it is already gone.
+
+        A caller linked to the supervisor (``start(..., link=True)``) is unlinked first: the
+        stop it asked for does not come back to it as an exit signal (OTP's
+        ``supervisor:stop/1`` leaves a linked caller running too).
+        """
+        self.caller.unlink(self.pid)
         self.caller.exit(self.pid, _SHUTDOWN)
 
     async def shutdown_and_wait(self) -> ExitReason:
@@ -230,6 +236,7 @@ class Supervisor:
         """
         caller = self.caller
         ref = caller.monitor(self.pid)
+        caller.unlink(self.pid)  # as shutdown: the stop it asked for does not come back to it
         caller.exit(self.pid, _SHUTDOWN)
         try:
             down = await caller.receive(Down, where=lambda m: m.ref == ref)
@@ -297,8 +304,10 @@ class SupervisorStart:
         except BaseException:
             # Cancelled before the answer: leave no supervisor behind. It reads the signal
             # once its initial children have started, then stops them in order. (After a
-            # failed start it is gone already, and the signal is dropped.)
+            # failed start it is gone already, and the signal is dropped.) Unlinked first:
+            # the stop the caller asked for must not come back to it over the link.
             if caller.reason is None:
+                caller.unlink(pid)
                 caller.exit(pid, _SHUTDOWN)
             raise
         return handle

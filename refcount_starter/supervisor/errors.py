@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..runtime import ExitReason, NoProc, Pid, RefcountStarterError
+from ..runtime import ExitReason, NoProc, Normal, Pid, RefcountStarterError
 
 if TYPE_CHECKING:
     from .state import ChildRef
@@ -45,11 +45,13 @@ class StartFailureDied(SupervisorError):
 
 
 class StarterGone(StartFailureDied):
-    """The spec's starter process is dead: this copy of the spec is stale.
+    """The spec's starter process is dead or unreachable.
 
-    Raised at ``add_child``/``start_new_child`` (never later, at a restart): the starter
-    stopped when the last supervisor holding it deleted its spec and its owner released it,
-    or it was killed, or its node was lost. See docs/ADR/0003-stale-starter-pid-hazard.md.
+    Raised at ``add_child``/``start_new_child`` for a stale copy of a spec: the starter
+    stopped when the last supervisor holding it deleted its spec and its owner released it.
+    Raised at a restart (``start_child``, ``restart_child``, an automatic restart) only when
+    the starter was stopped by force (a ``Kill``, a crash) or its node was lost while a
+    supervisor still held it. See docs/ADR/0003-stale-starter-pid-hazard.md.
 
     Args:
         key: The child's key.
@@ -63,21 +65,32 @@ class StarterGone(StartFailureDied):
         self.starter = starter
 
     def __str__(self) -> str:
-        why = ""
-        if isinstance(self.reason, NoProc) and self.reason.last_reason is not None:
+        reason = self.reason
+        noproc = reason if isinstance(reason, NoProc) else None
+        last = noproc.last_reason if noproc is not None else None
+        if noproc is not None and last is not None:
             when = ""
-            if self.reason.died_at is not None:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.reason.died_at))
+            if noproc.died_at is not None:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(noproc.died_at))
                 when = f" at {stamp}"
-            why = f"; it exited{when} with {self.reason.last_reason!r}"
+            why = f"; it exited{when} with {last!r}"
         else:
-            why = f"; {self.reason!r}"
+            why = f"; {reason!r}"
+        fix = (
+            "Make a new starter with spawn_child_starter(), or keep the owner's reference while "
+            "copies are in flight (docs/ADR/0003-stale-starter-pid-hazard.md)."
+        )
+        head = f"child {self.key!r}: its starter {self.starter} is gone{why}."
+        if noproc is not None and (last is None or type(last) is Normal):
+            # Stopped by its references going (or too long ago for its node to say how).
+            return (
+                f"{head} This ChildSpec is a stale copy: the starter stops when its owner and "
+                f"every supervisor holding it have let go, so a copy added after that cannot "
+                f"bind. {fix}"
+            )
         return (
-            f"child {self.key!r}: its starter {self.starter} is gone{why}. This ChildSpec is a "
-            f"stale copy: the starter stops when its owner and every supervisor holding it have "
-            f"let go, so a copy added after that cannot bind. Make a new starter with "
-            f"spawn_child_starter(), or keep the owner's reference while copies are in flight "
-            f"(docs/ADR/0003-stale-starter-pid-hazard.md)."
+            f"{head} It was stopped by force or cut off while references to it were held, so "
+            f"no supervisor can start this child through it any more. {fix}"
         )
 
 

@@ -178,6 +178,16 @@ class _Malformed(Exception):
     answered as a ``TypeError``, never a crash."""
 
 
+def _bad_key(key: object, exc: Exception) -> str:
+    """Why ``key`` cannot be looked up (its hash or its ``==`` raised ``exc``), naming it
+    even if its own ``repr`` raises."""
+    what = "a child key must be hashable and comparable"
+    try:
+        return f"{what}, got {key!r} ({type(exc).__name__}: {exc})"
+    except Exception:
+        return f"{what}, got {object.__repr__(key)} ({type(exc).__name__})"
+
+
 class _InitFailed(Exception):
     def __init__(self, key: str, error: BaseException, reason: ExitReason) -> None:
         super().__init__(key, error)
@@ -450,8 +460,8 @@ class _Server:
     async def _lookup_child(self, request: LookupChild) -> Child | None:
         try:
             found: _Child | None = self.children.get(request.key)  # type: ignore[call-overload]
-        except TypeError:
-            raise _Malformed(f"a child key must be hashable, got {request.key!r}") from None
+        except Exception as exc:
+            raise _Malformed(_bad_key(request.key, exc)) from None
         return None if found is None else Child(found.spec.key, found.state, found.spec)
 
     async def _list_children(self, request: ListChildren) -> list[Child]:
@@ -498,8 +508,8 @@ class _Server:
         # {error, not_found}).
         try:
             child: _Child | None = self.children.get(key)  # type: ignore[call-overload]
-        except TypeError:
-            raise _Malformed(f"a child key must be hashable, got {key!r}") from None
+        except Exception as exc:
+            raise _Malformed(_bad_key(key, exc)) from None
         if child is None:
             raise ChildNotFound(key)  # type: ignore[arg-type]  # any key: its repr is shown
         return child
@@ -624,10 +634,13 @@ class _Server:
             await self.p.receive(where=lambda m: type(m) is ExitSignal and m.sender == pid, timeout=0)
 
     def _signal_stop(self, child: _Child) -> float | None:
-        """Unlink the child and send its stop signal; return how long to wait (None: for ever)."""
+        """Send the child its stop signal; return how long to wait (None: for ever).
+
+        The link stays until the child is down (``_stopped`` unlinks and flushes), as in OTP's
+        ``shutdown/2``: a supervisor killed while it waits still takes the child with it.
+        """
         state = child.state
         assert type(state) is ChildRunning
-        self.p.unlink(state.pid)
         policy = child.spec.shutdown
         if isinstance(policy, StopImmediately):
             self.p.exit(state.pid, Kill())
@@ -643,6 +656,8 @@ class _Server:
     async def _stopped(self, child: _Child, reason: ExitReason) -> None:
         state = child.state
         assert type(state) is ChildRunning
+        # The child is down; its link's exit signal, queued before its Down, is flushed.
+        self.p.unlink(state.pid)
         if self.p.mailbox_size:
             await self._flush_exit_signal(state.pid)
         self._set_state(child, STOPPED)

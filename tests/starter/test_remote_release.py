@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from refcount_starter.remote.closures import remotable
-from refcount_starter.runtime import Node, Normal, Pid, Process
+from refcount_starter.runtime import Call, Node, Normal, Pid, Process
 from refcount_starter.starter import StarterProcess
 from refcount_starter.starter.remote import RELEASE, RemoteStarter, starter_owner
 
@@ -33,7 +33,7 @@ async def test_release_never_blocks_on_an_owner_that_does_not_answer() -> None:
         owner = me.spawn(silent_owner, me.pid)
         handle = RemoteStarter(me, owner, owner, StarterProcess(owner))
         await handle.release()  # returns at once: nothing answers
-        assert await me.receive(tuple) == ("owner got", RELEASE)
+        assert await me.receive(tuple) == ("owner got", (RELEASE, me.pid))
         await handle.release()  # idempotent: nothing more is sent
         assert me.mailbox_size == 0
         assert node.is_alive(owner)
@@ -49,3 +49,22 @@ async def test_release_lets_the_owner_release_the_starter() -> None:
         await handle.release()
         assert await handle.wait() == Normal()
         assert await node.wait(owner) == Normal()
+
+
+async def test_only_the_asker_releases_through_the_owner() -> None:
+    """Guards against an owner that took any process's release for the asker's: a bare
+    ``RELEASE``, a release naming another process and the call ``"release"`` from another
+    process are ignored; the asker's own release still ends it."""
+    async with Node() as node, node.process() as me, node.process() as stranger:
+        owner = me.spawn(starter_owner, me.pid, "tests.starter.remote_release.idle", ())
+        starter_pid = await me.call(owner, "starter")
+        stranger.send(owner, RELEASE)
+        stranger.send(owner, (RELEASE, stranger.pid))
+        stranger.send(owner, Call(stranger.pid, stranger.reserve_monitor(), "release"))
+        # Answered after the three above (a mailbox is in order): the owner ignored them.
+        assert await me.call(owner, "starter") == starter_pid
+        assert node.is_alive(owner) and node.is_alive(starter_pid)
+        handle = RemoteStarter(me, owner, starter_pid, StarterProcess(starter_pid))
+        await handle.release()
+        assert await node.wait(owner) == Normal()
+        assert await handle.wait() == Normal()

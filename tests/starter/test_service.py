@@ -35,6 +35,8 @@ from refcount_starter.starter.service import (
     LOCAL_STARTERS,
     AcquireAndStart,
     AcquireRef,
+    GetStatistics,
+    ReleaseOwnerRef,
     StartChild,
     Started,
 )
@@ -288,8 +290,11 @@ async def test_killed_starter_fails_the_next_start_with_starter_gone() -> None:
         assert (await starter.statistics()).spurious_releases == 1
         owner.exit(starter.pid, Kill())
         assert await starter.wait() == Killed()
-        with pytest.raises(StarterGone):
+        with pytest.raises(StarterGone) as gone:
             await starter.child_start.start(sup, "db", lease)
+        # Killed while held: not a stale copy, and the error does not say it is.
+        assert "Killed()" in str(gone.value) and "stopped by force" in str(gone.value)
+        assert "stale copy" not in str(gone.value)
         assert node.process_count == 2
 
 
@@ -463,6 +468,35 @@ async def test_malformed_requests_are_refused_and_the_starter_keeps_running() ->
         assert after == before
         pid, child_ref = await starter.child_start.start(sup, "w", lease)
         await terminate(sup, pid, child_ref)
+        starter.child_start.release(sup, "w", lease)
+        await starter.release()
+        assert await starter.wait() == Normal()
+
+
+async def test_malformed_runtime_messages_are_dropped_and_the_starter_keeps_running() -> None:
+    """Guards against a starter that one hand-made message crashed (under every holder): a
+    ``Call`` whose sender or ref is not a Pid or a Ref, an ``ExitSignal`` whose sender is not
+    a Pid, a ``Down`` whose ref is unhashable are dropped, and nothing changes."""
+    async with Node() as node, node.process() as owner, node.process(trap_exits=True) as sup:
+        starter = await spawn_child_starter(owner, worker)
+        lease = await starter.child_start.acquire(sup, "w")
+        before = await starter.statistics()
+        ref = sup.reserve_monitor()
+        for message in (
+            Call(None, ref, GetStatistics()),
+            Call("nosuchname", ref, AcquireRef("x", 1)),
+            Call(42, ref, AcquireAndStart("x", 1, ref)),
+            Call(sup.pid, None, AcquireRef("x", 1)),
+            Call(sup.pid, [ref], ReleaseOwnerRef()),
+            ExitSignal("x", Shutdown()),
+            ExitSignal(None, Shutdown(("w", lease.seq))),
+            Down([ref], sup.pid, Killed()),
+        ):
+            sup.send(starter.pid, message)
+        sup.demonitor(ref)
+        # Answered after the messages above: the starter took them all and kept its state.
+        assert await starter.statistics() == before
+        assert node.is_alive(starter.pid)
         starter.child_start.release(sup, "w", lease)
         await starter.release()
         assert await starter.wait() == Normal()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from refcount_starter import supervisor
@@ -18,6 +20,7 @@ from refcount_starter.supervisor import (
     ChildRunning,
     ChildSpec,
     ChildStartIgnored,
+    ChildStatus,
     ChildStopped,
     DuplicateChild,
     RestartOne,
@@ -383,3 +386,78 @@ async def test_caller_crash_takes_linked_supervisor_down_with_its_reason() -> No
         down = await me.receive(where=lambda m: getattr(m, "ref", None) == ref, timeout=5)
         assert down.reason == Shutdown("owner done")
         assert not node.is_alive(child)
+
+
+async def gated(p: Process, gate: anyio.Event, *, task_status: ChildStatus) -> None:
+    """Acknowledges its start once ``gate`` is set, then idles."""
+    await gate.wait()
+    task_status.started()
+    await p.receive()
+
+
+async def test_a_cancelled_start_link_does_not_come_back_to_its_caller() -> None:
+    """Guards against a cancelled ``start(..., link=True)`` that left the link: the
+    supervisor, stopped by the cancel once its initial children ran, exited ``Shutdown()``
+    over the link into a caller that does not trap exits."""
+    gate = anyio.Event()
+    async with Node() as node, node.process() as me:
+        with anyio.CancelScope() as scope:
+            starting = supervisor.start(me, RestartOne(), [ChildSpec.worker("g", gated, gate)], link=True)
+            async with anyio.create_task_group() as tg:
+
+                async def cancel_once_the_child_runs() -> None:
+                    while node.process_count < 3:  # the caller, the supervisor, its child
+                        await anyio.lowlevel.checkpoint()
+                    scope.cancel()
+
+                tg.start_soon(cancel_once_the_child_runs)
+                await starting
+        assert scope.cancelled_caught
+        (sup_pid,) = [pid for pid in node.processes() if "supervisor_process" in str(node.info(pid).function)]
+        gate.set()
+        assert await node.wait(sup_pid) == Shutdown()
+        assert me.reason is None and me.info().links == ()
+
+
+@pytest.mark.parametrize("how", ["async with", "shutdown_and_wait", "shutdown"])
+async def test_stopping_a_linked_supervisor_leaves_its_caller_running(how: str) -> None:
+    """Guards against a linked caller killed by the stop it asked for (OTP's
+    ``supervisor:stop/1`` leaves a linked caller running): the caller is unlinked first, and
+    keeps no exit signal."""
+    async with Node() as node, node.process() as me:
+        if how == "async with":
+            async with supervisor.start_link(me, RestartOne(), [ChildSpec("w", worker)]) as sup:
+                child = await pid_of(sup, "w")
+        else:
+            sup = await supervisor.start_link(me, RestartOne(), [ChildSpec("w", worker)])
+            child = await pid_of(sup, "w")
+            if how == "shutdown":
+                await sup.shutdown()
+                await node.wait(sup.pid)
+            else:
+                assert await sup.shutdown_and_wait() == Shutdown()
+        assert not node.is_alive(sup.pid) and not node.is_alive(child)
+        assert me.reason is None and me.info().links == () and me.queued() == []
+
+
+class EqualityRaises:
+    """A hashable key whose ``==`` raises (its hash collides with the child's key)."""
+
+    def __hash__(self) -> int:
+        return hash("w")
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("cannot compare")
+
+
+async def test_a_key_that_cannot_be_compared_is_the_callers_error() -> None:
+    """Guards against a supervisor that crashed, with its children, on a key whose ``==``
+    raises: the caller gets a TypeError naming the key, the supervisor goes on."""
+    async with Node() as node, node.process() as me:
+        sup = await supervisor.start(me, RestartOne(), [ChildSpec("w", worker)])
+        child = await pid_of(sup, "w")
+        for ask in (sup.lookup_child, sup.terminate_child, sup.restart_child, sup.delete_child):
+            with pytest.raises(TypeError, match=r"hashable and comparable.*ValueError: cannot compare"):
+                await ask(EqualityRaises())
+        assert node.is_alive(sup.pid) and node.is_alive(child)
+        await sup.shutdown_and_wait()

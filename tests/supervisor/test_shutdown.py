@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
 import pytest
 
 from refcount_starter import supervisor
-from refcount_starter.runtime import Down, ExitSignal, Kill, Killed, Node, Normal, Process
+from refcount_starter.runtime import Down, ExitSignal, Kill, Killed, Node, Normal, Pid, Process, Shutdown
 from refcount_starter.supervisor import (
     LEFT_TO_RIGHT,
     ChildSpec,
@@ -22,6 +24,7 @@ from refcount_starter.supervisor import (
     SupervisedChildStarted,
     SupervisedChildStopped,
     Supervisor,
+    SupervisorExited,
 )
 
 from .helpers import WAIT, next_event, pid_of, recorder, stubborn, wait_dead, worker
@@ -190,3 +193,59 @@ async def test_unlinked_supervisor_outlives_its_caller() -> None:
             await handle.shutdown()
             await other.receive(Down, where=lambda m: m.ref == ref, timeout=WAIT)
             await wait_dead(other, [sup.pid])
+
+
+async def slow_cleanup(p: Process, test: Pid) -> None:
+    """Traps exits; on the first exit signal it starts a cleanup that only a second exit
+    signal (or its message) ends, and reports both to ``test``."""
+    p.trap_exits = True
+    first = await p.receive(ExitSignal)
+    p.send(test, ("stopping", first.reason))
+    second = await p.receive()
+    p.send(test, ("then", second))
+
+
+@pytest.mark.parametrize("how", ["terminate_child", "shutdown"])
+async def test_a_supervisor_killed_while_it_stops_a_child_still_takes_it_down(how: str) -> None:
+    """Guards against a stop that unlinked the child before signalling it (OTP's shutdown/2
+    keeps the link until the DOWN): a supervisor killed while it waits for a trapping child
+    still sends it its exit signal through the link, so the child is not left orphaned."""
+    async with Node() as node, node.process() as me, node.process() as other:
+        sup = await supervisor.start(
+            me, RestartOne(), [ChildSpec.worker("c", slow_cleanup, me.pid, shutdown=StopTimeout(60.0))]
+        )
+        child = await pid_of(sup, "c")
+        async with anyio.create_task_group() as tg:
+            if how == "terminate_child":
+                tg.start_soon(_terminate_quietly, sup.using(other), "c")
+            else:
+                await sup.shutdown()
+            assert await me.receive(tuple, timeout=WAIT) == ("stopping", Shutdown())
+            assert node.info(child).links == (sup.pid,)  # still linked while it is stopped
+            me.exit(sup.pid, Kill())
+            assert await node.wait(sup.pid) == Killed()
+        assert await me.receive(tuple, timeout=WAIT) == ("then", ExitSignal(sup.pid, Killed()))
+        assert await node.wait(child) == Normal()
+
+
+async def _terminate_quietly(sup: Supervisor, key: str) -> None:
+    with contextlib.suppress(SupervisorExited):
+        await sup.terminate_child(key)
+
+
+async def test_a_stopped_child_leaves_no_link_and_no_exit_signal_behind() -> None:
+    """The link kept during the stop goes with the child: the supervisor keeps no link and no
+    exit signal of it, whatever the stop policy."""
+    async with Node() as node, node.process() as me:
+        specs = [
+            ChildSpec("t", worker, shutdown=StopTimeout(5.0)),
+            ChildSpec("k", worker, shutdown=StopImmediately()),
+            ChildSpec("s", stubborn, shutdown=StopTimeout(0.01)),
+        ]
+        sup = await supervisor.start(me, RestartOne(), specs)
+        for key in "tks":
+            await sup.terminate_child(key)
+        info = node.info(sup.pid)
+        assert info.links == (me.pid,) or info.links == ()
+        assert info.mailbox_size == 0
+        await sup.shutdown_and_wait()
