@@ -72,6 +72,7 @@ from .errors import (
 )
 from .naming import NameClaim
 from .natsoptions import NatsOptions
+from .origin import forgery
 from .publisher import DEFAULT_PENDING_SIZE, Headers, Publisher, header_size
 from .session import FragmentError, Peer, PeerState
 
@@ -128,6 +129,9 @@ class TransportStatistics:
         fragments: Envelopes sent as pieces of a signal larger than ``max_payload``.
         strangers: Envelopes from nodes without a handshake, and handshakes refused because
             the peer table was full: dropped, never answered.
+        forged: Signals dropped because they spoke for a process of another node than the
+            one that sent them, or were for another node (see ``origin.forgery``); logged
+            at most once a second.
         verifications: Checks of a claimed incarnation done (a whois to the peer itself).
         peers: Peers known now (with or without a session).
         reconnects: Times the client reconnected (to the same server or another one).
@@ -146,6 +150,7 @@ class TransportStatistics:
     batches: int = 0
     fragments: int = 0
     strangers: int = 0
+    forged: int = 0
     verifications: int = 0
     peers: int = 0
     reconnects: int = 0
@@ -210,6 +215,8 @@ class NatsTransport:
         self._gaps = 0
         self._undeliverable = 0
         self._strangers = 0
+        self._forged = 0
+        self._forged_logged = -1e9
         self._verifications = 0
         self._slow_consumer_drops = 0
         self._reconnects = 0
@@ -237,6 +244,7 @@ class NatsTransport:
             undeliverable=self._undeliverable,
             peers_up=sum(1 for peer in self._peers.values() if peer.state is PeerState.UP),
             strangers=self._strangers,
+            forged=self._forged,
             verifications=self._verifications,
             peers=len(self._peers),
             reconnects=self._reconnects,
@@ -717,12 +725,34 @@ class NatsTransport:
         if kind == wire.KIND_BYE:
             self._end(peer, "it is leaving")
         elif signal is not None:
+            # A node speaks only for its own processes (ADR-0006, "Protection").
+            forged = forgery(signal, name, node.name)
+            if forged is not None:
+                self._drop_forged(node, name, forged)
+                return
             if headers is not None and tracing.instrumented:
                 self._adopt_trace(node, signal, headers)
             try:
                 node.deliver(signal)
             except Exception:
                 _log.exception("node %s failed to apply %r", node.name, signal)
+
+    def _drop_forged(self, node: NodeHooks, sender: str, what: str) -> None:
+        # The envelope itself was in order, so the session goes on: nothing was lost, the
+        # peer only claimed what it may not. One line a second at most: a forger may send
+        # as fast as it likes.
+        self._forged += 1
+        now = time.monotonic()
+        if now - self._forged_logged < 1.0:
+            return
+        self._forged_logged = now
+        _log.warning(
+            "node %s dropped a signal from node %s that speaks for another node (%d so far): %s",
+            node.name,
+            sender,
+            self._forged,
+            what,
+        )
 
     @staticmethod
     def _adopt_trace(node: NodeHooks, signal: Signal, headers: Mapping[str, object]) -> None:
