@@ -101,6 +101,10 @@ _VERIFY_COOLDOWN = 0.1
 _FRAGMENT_SIZE = 512 * 1024
 #: The most handshakes waiting for a check to answer; beyond, they are answered at once.
 _MAX_WAITING_ANSWERS = 256
+#: What decoding hostile input from the network may raise. RecursionError: msgspec skips a
+#: field it keeps raw (an envelope's body, a batch's envelopes) by walking it, so a few
+#: kilobytes nested ten thousand levels deep exhaust the stack.
+_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError)
 
 
 class _Advisory(msgspec.Struct):
@@ -118,7 +122,8 @@ class TransportStatistics:
         sent: Envelopes handed to the NATS client (signals, heartbeats, goodbyes, fragments).
         received: Envelopes accepted and delivered or acted on.
         decode_errors: Inputs dropped because they could not be decoded (malformed bytes,
-            unregistered types, invalid values), logged each time.
+            values nested too deep, unregistered types, invalid values; in envelopes,
+            handshakes, hellos and disconnect advisories), logged each time.
         stale: Envelopes dropped because their session was already over.
         sessions_ended: Sessions that ended (gaps, heartbeats missed, advisories, peer
             restarts, reconnects): each fired ``NoConnection`` across it.
@@ -659,7 +664,7 @@ class NatsTransport:
                 raise ValueError("an envelope that claims to come from this node itself")
             if kind == wire.KIND_BATCH:
                 envelopes = wire.decode_batch(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        except _UNDECODABLE as exc:
             self._undecodable(node, subject, data, exc)
             return
         if kind == wire.KIND_BATCH:
@@ -783,7 +788,7 @@ class NatsTransport:
             name, incarnation = wire.decode_whois(msg.data)
             if name != wire.Subjects.sender(msg.subject):
                 raise ValueError(f"a whois from {name!r} published by {wire.Subjects.sender(msg.subject)!r}")
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        except _UNDECODABLE as exc:
             self._undecodable(node, msg.subject, msg.data, exc)
             return
         if name == node.name:
@@ -854,7 +859,7 @@ class NatsTransport:
             name, incarnation = wire.decode_hello(msg.data)
             if name != wire.Subjects.sender(msg.subject):
                 raise ValueError(f"a hello from {name!r} published by {wire.Subjects.sender(msg.subject)!r}")
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        except _UNDECODABLE as exc:
             self._undecodable(node, msg.subject, msg.data, exc)
             return
         if name == node.name:
@@ -871,9 +876,13 @@ class NatsTransport:
             self._maybe_verify(peer)
 
     async def _on_advisory(self, msg: Any) -> None:
+        node = self._node
+        if node is None:
+            return
         try:
             client = _advisory_decoder.decode(msg.data).client
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _UNDECODABLE as exc:
+            self._undecodable(node, msg.subject, msg.data, exc)
             return
         name, _, incarnation = str(client.get("name", "")).rpartition("/")
         peer = self._peers.get(name)
