@@ -74,7 +74,7 @@ from .naming import NameClaim
 from .natsoptions import NatsOptions
 from .origin import forgery
 from .publisher import DEFAULT_PENDING_SIZE, Headers, Publisher, header_size
-from .session import FragmentError, Peer, PeerState
+from .session import FragmentError, Peer, PeerState, Reassembly
 
 __all__ = ["NatsTransport", "TransportStatistics"]
 
@@ -140,6 +140,10 @@ class TransportStatistics:
         verifications: Checks of a claimed incarnation done (a whois to the peer itself).
         peers: Peers known now (with or without a session).
         reconnects: Times the client reconnected (to the same server or another one).
+        reassembling: Bytes held now in unfinished fragmented signals, from all peers
+            (at most ``NatsOptions.reassembly_limit``).
+        reassembly_drops: Unfinished fragmented signals dropped to keep within that limit
+            (the oldest first); each ended its session.
         server: The server the client is connected to now (its URL without credentials),
             or "" while it is not connected.
     """
@@ -159,6 +163,8 @@ class TransportStatistics:
     verifications: int = 0
     peers: int = 0
     reconnects: int = 0
+    reassembling: int = 0
+    reassembly_drops: int = 0
     server: str = ""
 
 
@@ -200,6 +206,8 @@ class NatsTransport:
         self._publisher: Publisher | None = None
         self._name_size = 0
         self._peers: dict[str, Peer] = {}
+        self._reassembly = Reassembly(opts.reassembly_limit)
+        self._reassembly_drops = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -253,6 +261,8 @@ class NatsTransport:
             verifications=self._verifications,
             peers=len(self._peers),
             reconnects=self._reconnects,
+            reassembling=self._reassembly.held,
+            reassembly_drops=self._reassembly_drops,
             server=self.connected_server(),
         )
 
@@ -433,7 +443,7 @@ class NatsTransport:
         headers = tracing.signal_headers(signal) if tracing.instrumented else None
         peer = self._peers.get(name)
         if peer is None:
-            peer = self._peers[name] = Peer(name, touched=time.monotonic())
+            peer = self._peers[name] = Peer(name, touched=time.monotonic(), reassembly=self._reassembly)
         if peer.resolving:
             peer.pending.append((signal, body, headers))
         elif peer.state is PeerState.UP:
@@ -700,6 +710,8 @@ class NatsTransport:
         try:
             if kind in (wire.KIND_FRAGMENT, wire.KIND_LAST_FRAGMENT):
                 piece = wire.decode_chunk(raw)
+                if self._reassembly.full(len(piece)):
+                    self._make_room(node, peer, len(piece))
                 last = kind == wire.KIND_LAST_FRAGMENT
                 whole = peer.reassemble(piece, last=last, limit=self.options.max_message_size)
                 if whole is None:
@@ -741,6 +753,32 @@ class NatsTransport:
                 node.deliver(signal)
             except Exception:
                 _log.exception("node %s failed to apply %r", node.name, signal)
+
+    def _make_room(self, node: NodeHooks, peer: Peer, size: int) -> None:
+        """Drop unfinished signals, the oldest first, until ``size`` more bytes fit; each
+        ends its session, as a signal that cannot be read does. A sender queues all the
+        pieces of a signal at once, so the oldest unfinished one is the likeliest to have
+        stalled; and it is found in O(1). See ADR-0006.
+
+        Raises:
+            FragmentError: ``peer``'s own unfinished signal is the oldest (it is dropped).
+        """
+        reassembly = self._reassembly
+        while reassembly.full(size):
+            oldest = reassembly.oldest()
+            if oldest is None:
+                return  # a piece larger than the limit: reassemble refuses it
+            self._reassembly_drops += 1
+            why = (
+                f"this node holds {reassembly.held} bytes of unfinished signals "
+                f"(max_reassembly_bytes: {reassembly.limit}); the oldest, from {oldest.name}, is dropped"
+            )
+            if oldest is peer:
+                raise FragmentError(why)
+            _log.error("node %s: %s; the session ends", node.name, why)
+            self._end(oldest, "its unfinished signal was dropped to make room")
+            oldest.start_session(time.monotonic())
+            self._enqueue(oldest, wire.KIND_HEARTBEAT, wire.NIL, None)
 
     def _drop_forged(self, node: NodeHooks, sender: str, what: str) -> None:
         # The envelope itself was in order, so the session goes on: nothing was lost, the
@@ -836,7 +874,7 @@ class NatsTransport:
             if len(self._peers) >= self.options.max_peers and not self._forget_one(now):
                 self._strangers += 1
                 return None
-            peer = self._peers[name] = Peer(name, touched=now)
+            peer = self._peers[name] = Peer(name, touched=now, reassembly=self._reassembly)
         if peer.claimed(incarnation):
             self._maybe_verify(peer)
         else:
