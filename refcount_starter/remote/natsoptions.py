@@ -105,6 +105,10 @@ class NatsOptions:
             drop ends the sessions it hits; it is never silent).
         max_message_size: The largest encoded signal this node sends (``send`` raises
             ``MessageTooLarge`` above it) or reassembles from fragments (64 MiB).
+        max_reassembly_bytes: The most bytes this node holds in unfinished fragmented
+            signals from all its peers together (``None``: twice ``max_message_size``; not
+            less than it). A piece that would exceed it drops the oldest unfinished signal
+            and ends its session (ADR-0006).
         max_peers: The most peers this node keeps; when full, the longest idle one is
             forgotten to make room, and a whois from an unknown node is not answered
             when none is idle.
@@ -114,7 +118,8 @@ class NatsOptions:
 
     Raises:
         ValueError: A timing parameter is not a positive number, a count not a positive
-            int, the prefix not a subject token, or no server is given.
+            int, the prefix not a subject token, or no server is given; or
+            ``max_reassembly_bytes`` is less than ``max_message_size``.
     """
 
     servers: tuple[str, ...] = attrs.field(converter=_servers, validator=_check_servers)
@@ -140,6 +145,7 @@ class NatsOptions:
     max_reconnect_attempts: int = -1
     pending_msgs_limit: int = attrs.field(default=512 * 1024, validator=_positive_int)
     max_message_size: int = attrs.field(default=DEFAULT_MAX_MESSAGE_SIZE, validator=_positive_int)
+    max_reassembly_bytes: int | None = attrs.field(default=None)
     max_peers: int = attrs.field(default=10_000, validator=_positive_int)
     peer_idle_timeout: float | None = attrs.field(default=None)
     connect_options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
@@ -148,6 +154,24 @@ class NatsOptions:
     def _check_idle(self, attribute: attrs.Attribute[Any], value: float | None) -> None:
         if value is not None:
             _seconds(self, attribute, value)
+
+    @max_reassembly_bytes.validator
+    def _check_reassembly(self, attribute: attrs.Attribute[Any], value: int | None) -> None:
+        if value is None:
+            return
+        _positive_int(self, attribute, value)
+        if value < self.max_message_size:
+            raise ValueError(
+                f"max_reassembly_bytes must be at least max_message_size ({self.max_message_size}), "
+                f"or no signal of that size could be reassembled; got {value}"
+            )
+
+    @property
+    def reassembly_limit(self) -> int:
+        """The most bytes held in unfinished fragmented signals, from all peers together."""
+        if self.max_reassembly_bytes is not None:
+            return self.max_reassembly_bytes
+        return 2 * self.max_message_size
 
     @property
     def detection_bound(self) -> float:

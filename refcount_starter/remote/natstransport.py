@@ -72,8 +72,9 @@ from .errors import (
 )
 from .naming import NameClaim
 from .natsoptions import NatsOptions
+from .origin import forgery
 from .publisher import DEFAULT_PENDING_SIZE, Headers, Publisher, header_size
-from .session import FragmentError, Peer, PeerState
+from .session import FragmentError, Peer, PeerState, Reassembly
 
 __all__ = ["NatsTransport", "TransportStatistics"]
 
@@ -100,6 +101,10 @@ _VERIFY_COOLDOWN = 0.1
 _FRAGMENT_SIZE = 512 * 1024
 #: The most handshakes waiting for a check to answer; beyond, they are answered at once.
 _MAX_WAITING_ANSWERS = 256
+#: What decoding hostile input from the network may raise. RecursionError: msgspec skips a
+#: field it keeps raw (an envelope's body, a batch's envelopes) by walking it, so a few
+#: kilobytes nested ten thousand levels deep exhaust the stack.
+_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError)
 
 
 class _Advisory(msgspec.Struct):
@@ -117,7 +122,8 @@ class TransportStatistics:
         sent: Envelopes handed to the NATS client (signals, heartbeats, goodbyes, fragments).
         received: Envelopes accepted and delivered or acted on.
         decode_errors: Inputs dropped because they could not be decoded (malformed bytes,
-            unregistered types, invalid values), logged each time.
+            values nested too deep, unregistered types, invalid values; in envelopes,
+            handshakes, hellos and disconnect advisories), logged each time.
         stale: Envelopes dropped because their session was already over.
         sessions_ended: Sessions that ended (gaps, heartbeats missed, advisories, peer
             restarts, reconnects): each fired ``NoConnection`` across it.
@@ -128,9 +134,16 @@ class TransportStatistics:
         fragments: Envelopes sent as pieces of a signal larger than ``max_payload``.
         strangers: Envelopes from nodes without a handshake, and handshakes refused because
             the peer table was full: dropped, never answered.
+        forged: Signals dropped because they spoke for a process of another node than the
+            one that sent them, or were for another node (see ``origin.forgery``); logged
+            at most once a second.
         verifications: Checks of a claimed incarnation done (a whois to the peer itself).
         peers: Peers known now (with or without a session).
         reconnects: Times the client reconnected (to the same server or another one).
+        reassembling: Bytes held now in unfinished fragmented signals, from all peers
+            (at most ``NatsOptions.reassembly_limit``).
+        reassembly_drops: Unfinished fragmented signals dropped to keep within that limit
+            (the oldest first); each ended its session.
         server: The server the client is connected to now (its URL without credentials),
             or "" while it is not connected.
     """
@@ -146,9 +159,12 @@ class TransportStatistics:
     batches: int = 0
     fragments: int = 0
     strangers: int = 0
+    forged: int = 0
     verifications: int = 0
     peers: int = 0
     reconnects: int = 0
+    reassembling: int = 0
+    reassembly_drops: int = 0
     server: str = ""
 
 
@@ -190,6 +206,8 @@ class NatsTransport:
         self._publisher: Publisher | None = None
         self._name_size = 0
         self._peers: dict[str, Peer] = {}
+        self._reassembly = Reassembly(opts.reassembly_limit)
+        self._reassembly_drops = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._resolvers: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -210,6 +228,8 @@ class NatsTransport:
         self._gaps = 0
         self._undeliverable = 0
         self._strangers = 0
+        self._forged = 0
+        self._forged_logged = -1e9
         self._verifications = 0
         self._slow_consumer_drops = 0
         self._reconnects = 0
@@ -237,9 +257,12 @@ class NatsTransport:
             undeliverable=self._undeliverable,
             peers_up=sum(1 for peer in self._peers.values() if peer.state is PeerState.UP),
             strangers=self._strangers,
+            forged=self._forged,
             verifications=self._verifications,
             peers=len(self._peers),
             reconnects=self._reconnects,
+            reassembling=self._reassembly.held,
+            reassembly_drops=self._reassembly_drops,
             server=self.connected_server(),
         )
 
@@ -420,7 +443,7 @@ class NatsTransport:
         headers = tracing.signal_headers(signal) if tracing.instrumented else None
         peer = self._peers.get(name)
         if peer is None:
-            peer = self._peers[name] = Peer(name, touched=time.monotonic())
+            peer = self._peers[name] = Peer(name, touched=time.monotonic(), reassembly=self._reassembly)
         if peer.resolving:
             peer.pending.append((signal, body, headers))
         elif peer.state is PeerState.UP:
@@ -651,7 +674,7 @@ class NatsTransport:
                 raise ValueError("an envelope that claims to come from this node itself")
             if kind == wire.KIND_BATCH:
                 envelopes = wire.decode_batch(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        except _UNDECODABLE as exc:
             self._undecodable(node, subject, data, exc)
             return
         if kind == wire.KIND_BATCH:
@@ -687,6 +710,8 @@ class NatsTransport:
         try:
             if kind in (wire.KIND_FRAGMENT, wire.KIND_LAST_FRAGMENT):
                 piece = wire.decode_chunk(raw)
+                if self._reassembly.full(len(piece)):
+                    self._make_room(node, peer, len(piece))
                 last = kind == wire.KIND_LAST_FRAGMENT
                 whole = peer.reassemble(piece, last=last, limit=self.options.max_message_size)
                 if whole is None:
@@ -717,12 +742,60 @@ class NatsTransport:
         if kind == wire.KIND_BYE:
             self._end(peer, "it is leaving")
         elif signal is not None:
+            # A node speaks only for its own processes (ADR-0006, "Protection").
+            forged = forgery(signal, name, node.name)
+            if forged is not None:
+                self._drop_forged(node, name, forged)
+                return
             if headers is not None and tracing.instrumented:
                 self._adopt_trace(node, signal, headers)
             try:
                 node.deliver(signal)
             except Exception:
                 _log.exception("node %s failed to apply %r", node.name, signal)
+
+    def _make_room(self, node: NodeHooks, peer: Peer, size: int) -> None:
+        """Drop unfinished signals, the oldest first, until ``size`` more bytes fit; each
+        ends its session, as a signal that cannot be read does. A sender queues all the
+        pieces of a signal at once, so the oldest unfinished one is the likeliest to have
+        stalled; and it is found in O(1). See ADR-0006.
+
+        Raises:
+            FragmentError: ``peer``'s own unfinished signal is the oldest (it is dropped).
+        """
+        reassembly = self._reassembly
+        while reassembly.full(size):
+            oldest = reassembly.oldest()
+            if oldest is None:
+                return  # a piece larger than the limit: reassemble refuses it
+            self._reassembly_drops += 1
+            why = (
+                f"this node holds {reassembly.held} bytes of unfinished signals "
+                f"(max_reassembly_bytes: {reassembly.limit}); the oldest, from {oldest.name}, is dropped"
+            )
+            if oldest is peer:
+                raise FragmentError(why)
+            _log.error("node %s: %s; the session ends", node.name, why)
+            self._end(oldest, "its unfinished signal was dropped to make room")
+            oldest.start_session(time.monotonic())
+            self._enqueue(oldest, wire.KIND_HEARTBEAT, wire.NIL, None)
+
+    def _drop_forged(self, node: NodeHooks, sender: str, what: str) -> None:
+        # The envelope itself was in order, so the session goes on: nothing was lost, the
+        # peer only claimed what it may not. One line a second at most: a forger may send
+        # as fast as it likes.
+        self._forged += 1
+        now = time.monotonic()
+        if now - self._forged_logged < 1.0:
+            return
+        self._forged_logged = now
+        _log.warning(
+            "node %s dropped a signal from node %s that speaks for another node (%d so far): %s",
+            node.name,
+            sender,
+            self._forged,
+            what,
+        )
 
     @staticmethod
     def _adopt_trace(node: NodeHooks, signal: Signal, headers: Mapping[str, object]) -> None:
@@ -753,7 +826,7 @@ class NatsTransport:
             name, incarnation = wire.decode_whois(msg.data)
             if name != wire.Subjects.sender(msg.subject):
                 raise ValueError(f"a whois from {name!r} published by {wire.Subjects.sender(msg.subject)!r}")
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        except _UNDECODABLE as exc:
             self._undecodable(node, msg.subject, msg.data, exc)
             return
         if name == node.name:
@@ -801,7 +874,7 @@ class NatsTransport:
             if len(self._peers) >= self.options.max_peers and not self._forget_one(now):
                 self._strangers += 1
                 return None
-            peer = self._peers[name] = Peer(name, touched=now)
+            peer = self._peers[name] = Peer(name, touched=now, reassembly=self._reassembly)
         if peer.claimed(incarnation):
             self._maybe_verify(peer)
         else:
@@ -824,7 +897,7 @@ class NatsTransport:
             name, incarnation = wire.decode_hello(msg.data)
             if name != wire.Subjects.sender(msg.subject):
                 raise ValueError(f"a hello from {name!r} published by {wire.Subjects.sender(msg.subject)!r}")
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        except _UNDECODABLE as exc:
             self._undecodable(node, msg.subject, msg.data, exc)
             return
         if name == node.name:
@@ -841,9 +914,13 @@ class NatsTransport:
             self._maybe_verify(peer)
 
     async def _on_advisory(self, msg: Any) -> None:
+        node = self._node
+        if node is None:
+            return
         try:
             client = _advisory_decoder.decode(msg.data).client
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _UNDECODABLE as exc:
+            self._undecodable(node, msg.subject, msg.data, exc)
             return
         name, _, incarnation = str(client.get("name", "")).rpartition("/")
         peer = self._peers.get(name)

@@ -10,7 +10,8 @@ the same. Both sides converge on the larger epoch, so an ended session is never 
 
 A signal larger than the server's ``max_payload`` travels as fragments, each an envelope with
 the next ``seq``; ``Peer.reassemble`` joins them in order, so a lost fragment is a gap like
-any other.
+any other. What all peers hold in unfinished signals is bounded together (``Reassembly``):
+a peer that starts a signal and never finishes it must not hold memory for ever.
 
 Incarnations are random (ADR-0005): they are compared for equality only. A peer's
 incarnation changes at once when no session with it is live (it was seen down, or never
@@ -26,13 +27,14 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import OrderedDict
 from typing import Any
 
 import attrs
 
 from ..runtime.errors import RefcountStarterError
 
-__all__ = ["FragmentError", "Peer", "PeerState", "Received"]
+__all__ = ["FragmentError", "Peer", "PeerState", "Reassembly", "Received"]
 
 
 class PeerState(enum.Enum):
@@ -67,6 +69,44 @@ class Received:
 
 class FragmentError(RefcountStarterError, ValueError):
     """Fragments that cannot make a signal: too large in all, or interrupted."""
+
+
+@attrs.define(eq=False)
+class Reassembly:
+    """The bytes that the peers of one node hold in unfinished fragmented signals, and the
+    most they may hold together.
+
+    The transport makes room before it adds a piece (``oldest``, then ending that peer's
+    session); each ``Peer`` adds and releases its own bytes. Every operation is O(1).
+
+    Args:
+        limit: The most bytes held in all.
+    """
+
+    limit: int
+    # Invariant: held is the sum of the holders' fragment_bytes.
+    held: int = 0
+    # Invariant: exactly the peers with pieces held, in the order their first piece came.
+    holders: OrderedDict[str, Peer] = attrs.field(factory=OrderedDict)
+
+    def full(self, size: int) -> bool:
+        """Whether ``size`` more bytes would exceed the limit."""
+        return self.held + size > self.limit
+
+    def oldest(self) -> Peer | None:
+        """The peer whose unfinished signal started first, or None when none is held."""
+        return next(iter(self.holders.values()), None)
+
+    def add(self, peer: Peer, size: int) -> None:
+        """``peer`` holds ``size`` more bytes."""
+        self.held += size
+        if peer.name not in self.holders:
+            self.holders[peer.name] = peer
+
+    def release(self, peer: Peer, size: int) -> None:
+        """``peer`` dropped the ``size`` bytes it held."""
+        if self.holders.pop(peer.name, None) is peer:
+            self.held -= size
 
 
 DROP = Received(False)
@@ -106,6 +146,8 @@ class Peer:
     #: Invariant: the pieces of the signal being reassembled, in order; empty between signals.
     fragments: list[memoryview] = attrs.field(factory=list)
     fragment_bytes: int = 0
+    #: The node-wide account of unfinished signals, if any (the transport's).
+    reassembly: Reassembly | None = None
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -253,6 +295,8 @@ class Peer:
             raise FragmentError(f"fragments from {self.name} add up to more than {limit} bytes")
         self.fragments.append(piece)
         self.fragment_bytes = size
+        if self.reassembly is not None:
+            self.reassembly.add(self, len(piece))
         if not last:
             return None
         whole = b"".join(self.fragments)
@@ -272,4 +316,6 @@ class Peer:
     def _drop_fragments(self) -> None:
         if self.fragments:
             self.fragments = []
+            if self.reassembly is not None:
+                self.reassembly.release(self, self.fragment_bytes)
         self.fragment_bytes = 0

@@ -556,7 +556,15 @@ class Table:
     # -- other nodes ------------------------------------------------------------------------
 
     def deliver(self, signal: Signal) -> None:
-        """Apply a signal that arrived from another node."""
+        """Apply a signal that arrived from another node.
+
+        A ``Down`` or a reply ends a monitor only when it comes from the node of the
+        monitored process (a ``Down`` for a reserved monitor not bound yet is taken from any
+        node): a node cannot fire another node's monitors, nor answer calls made to it,
+        by naming one of its own processes. A ``Down`` is never passed on to another node.
+        The transport has already checked that every pid the signal presents as its source
+        is of the node that sent it (``remote.origin``).
+        """
         # The commonest first: calls and their replies, then messages.
         if type(signal) is CallSignal:
             entry = self.lookup(signal.to)
@@ -570,7 +578,11 @@ class Table:
             entry = self.lookup(signal.to)
             if entry is not None:
                 # The replier's node has dropped the call's monitor: drop this side too.
-                entry.monitors.pop(signal.ref, None)
+                target = entry.monitors.pop(signal.ref, None)
+                if target is not None and target.node != signal.sender.node:
+                    entry.monitors[signal.ref] = target
+                    self._refused(signal, target)
+                    return
                 entry.mailbox.put(Reply(signal.ref, signal.value))
         elif type(signal) is MessageSignal:
             entry = self.lookup(signal.to)
@@ -611,9 +623,32 @@ class Table:
                 entry.watchers.pop(signal.ref, None)
                 self.inbound_calls.pop(signal.ref, None)
         elif type(signal) is DownSignal:
-            self.down(signal.to, signal.ref, signal.pid, signal.reason)
+            # down(), for a local watcher only: a Down from another node is never relayed.
+            entry = self.lookup(signal.to)
+            if entry is None:
+                return
+            target = entry.monitors.pop(signal.ref, None)
+            if target is None:
+                return
+            if target.node != signal.pid.node and target is not UNBOUND:
+                entry.monitors[signal.ref] = target
+                self._refused(signal, target)
+                return
+            entry.mailbox.put(Down(signal.ref, signal.pid, signal.reason))
         else:
             _log.warning("node %s dropped an unknown signal %r", self.name, signal, extra=self.log_fields())
+
+    def _refused(self, signal: DownSignal | ReplySignal, target: Pid) -> None:
+        source = signal.pid if isinstance(signal, DownSignal) else signal.sender
+        _log.warning(
+            "node %s dropped a %s from %s for a monitor on %s: only the node of the monitored "
+            "process may end it",
+            self.name,
+            type(signal).__name__,
+            source,
+            target,
+            extra=self.log_fields(),
+        )
 
     def undeliverable(self, signal: Signal, reason: NoConnection) -> None:
         """A signal this node sent could not reach its node: links and monitors fire."""

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import nats
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from refcount_starter.remote import envelope as wire
 from refcount_starter.remote.errors import MessageTooLarge
 from refcount_starter.remote.natstransport import NatsTransport
 from refcount_starter.remote.service import spawn_remote
@@ -147,6 +149,52 @@ async def test_fragments_beyond_the_receivers_limit_end_the_session_on_both_side
         assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
         me.send(pid, (me.pid, b"z" * 2_000_000))
         assert await me.receive(ExitSignal, timeout=10) == ExitSignal(pid, NoConnection("b"))
+
+
+async def test_unfinished_fragmented_signals_are_bounded_across_all_peers(
+    transport_on: Callable[..., NatsTransport],
+) -> None:
+    """Regression: made-up peers that each sent almost ``max_message_size`` of pieces and
+    never the last one held it for ever, so a few of them held many times the limit. What
+    all peers hold together stays within ``max_reassembly_bytes``: the oldest unfinished
+    signal is dropped and its session ended; a real peer's large message still arrives."""
+    limit = 400_000
+    victim = transport_on(max_message_size=limit)
+    assert victim.options.reassembly_limit == 2 * limit
+    async with (
+        Node("v", transport=victim) as v,
+        Node("a", transport=transport_on()) as a,
+        a.process() as me,
+    ):
+        pid = v.spawn(echo)
+        assert await me.call(pid, "warm", timeout=10) == ("echo", "warm")
+        raw = await nats.connect(victim.options.servers[0], user=USER, password=PASSWORD)
+        piece = b"x" * 30_000
+        try:
+            for k in range(4):
+                name = f"stalled{k}"
+                answer = await raw.request(f"rs.whois.v.{name}", wire.encode_whois(name, 9), timeout=5)
+                _, incarnation, _ = wire.decode_whois_answer(answer.data)
+                for seq in range(12):  # 360,000 bytes, never the last piece
+                    data = wire.encode_envelope(wire.KIND_FRAGMENT, name, 9, 1, seq, piece)
+                    await raw.publish(f"rs.node.v.{incarnation}.{name}", data)
+                await raw.flush()
+                with anyio.fail_after(10):
+                    while victim.statistics().received < 12 * (k + 1):
+                        await anyio.sleep(0.01)
+                assert victim.statistics().reassembling <= 2 * limit
+        finally:
+            await raw.close()
+        stats = victim.statistics()
+        # The third and fourth made room: the first and second were dropped, oldest first.
+        assert stats.reassembly_drops == 2 and stats.reassembling == 2 * 360_000
+        assert stats.sessions_ended == 2
+        big = b"z" * (limit - 1_000)
+        assert await me.call(pid, big, timeout=10) == ("echo", big)
+        # In fragments (under the small max_payload), it made room by dropping the oldest
+        # stalled signal in turn; a's session never ended.
+        stats = victim.statistics()
+        assert stats.reassembly_drops in (2, 3) and stats.sessions_ended == stats.reassembly_drops
 
 
 async def test_an_exit_reason_above_the_limit_still_fires_the_link(

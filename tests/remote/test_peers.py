@@ -211,3 +211,34 @@ async def test_a_node_restarted_before_it_is_seen_down_is_checked_and_accepted(
                 echo_pid, _ = await spawn_remote(me, "w1", "test.echo")
             assert await me.call(echo_pid, "new", timeout=10) == ("echo", "new")
         assert anyio.current_time() - started < bound
+
+
+async def test_input_nested_too_deep_is_counted_and_logged_as_undecodable(
+    make_transport: MakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: an envelope (or a batch, or a disconnect advisory) nested 10,000 levels
+    deep raised RecursionError out of the transport's handler, uncounted. Each is dropped,
+    counted in ``decode_errors`` and logged, and the node goes on."""
+    victim = make_transport(advisory_subject="test.advisories")
+    deep = b"\x91" * 10_000 + b"\xc0"
+    async with (
+        Node("v", transport=victim) as v,
+        Node("a", transport=make_transport()) as a,
+        a.process() as me,
+    ):
+        pid_on_v = v.spawn(echo)
+        assert await me.call(pid_on_v, "before", timeout=10) == ("echo", "before")
+        subject = victim.node_subject("v", v.incarnation, "x")
+        raw = await nats.connect(victim.options.servers[0], user=USER, password=PASSWORD)
+        try:
+            await raw.publish(subject, b"\x97\x03\x00\xa1x\x01\x01\x00" + deep)  # a deep body
+            await raw.publish(subject, b"\x97\x03\x03\xa1x\x01\x00\x00" + deep)  # a deep batch
+            await raw.publish(
+                "test.advisories", b'{"client": {"name": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
+            )
+            await raw.flush()
+        finally:
+            await raw.close()
+        await wait_for(lambda: victim.statistics().decode_errors == 3)
+        assert sum("dropped undecodable input" in record.getMessage() for record in caplog.records) == 3
+        assert await me.call(pid_on_v, "after", timeout=10) == ("echo", "after")

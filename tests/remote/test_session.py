@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refcount_starter.remote.session import FragmentError, Peer, PeerState
+from refcount_starter.remote.session import FragmentError, Peer, PeerState, Reassembly
 
 A_INC, B_INC = 1, 2
 
@@ -204,3 +204,26 @@ def test_a_first_heartbeat_opens_the_session_without_taking_a_seq() -> None:
     assert b_sees_a.received(A_INC, *a_sees_b.probe_out(), 0.0, probe=True).accept
     assert b_sees_a.received(A_INC, *a_sees_b.next_out(), 0.0).accept
     assert b_sees_a.received(A_INC, *a_sees_b.probe_out(), 0.0, probe=True).accept
+
+
+def test_the_reassembly_account_holds_the_unfinished_signals_of_every_peer_oldest_first() -> None:
+    """Pieces held by several peers add up in one account, which names the peer whose
+    unfinished signal started first; a finished signal, a dropped one and an ended session
+    each release their bytes."""
+    account = Reassembly(limit=100)
+    peers = [Peer(name, reassembly=account) for name in ("p0", "p1", "p2")]
+    for peer in peers:
+        peer.start_session(0.0)
+    peers[1].reassemble(memoryview(b"x" * 30), last=False, limit=1_000)
+    peers[0].reassemble(memoryview(b"x" * 30), last=False, limit=1_000)
+    peers[1].reassemble(memoryview(b"x" * 30), last=False, limit=1_000)
+    assert account.held == 90 and account.oldest() is peers[1]
+    assert account.full(11) and not account.full(10)
+    assert peers[1].end_session()
+    assert account.held == 30 and account.oldest() is peers[0]
+    peers[2].reassemble(memoryview(b"x" * 5), last=False, limit=1_000)
+    assert peers[0].reassemble(memoryview(b"y"), last=True, limit=1_000) == b"x" * 30 + b"y"
+    assert account.held == 5 and account.oldest() is peers[2]
+    with pytest.raises(FragmentError):
+        peers[2].unfragmented()
+    assert account.held == 0 and account.oldest() is None and not account.holders
