@@ -24,7 +24,7 @@ from .errors import NodeNotRunning, ProcessExit, ProcessNotAlive
 from .info import ProcessInfo
 from .mailbox import AsyncioMailbox, Mailbox, mailbox_class
 from .pid import Pid, Ref, new_incarnation
-from .process import Process, ProcessFunction
+from .process import Process, ProcessFunction, as_seconds
 from .reasons import Crashed, ExitReason, Kill, Killed, NoConnection, NoProc, Normal, Shutdown
 from .runners import AsyncioRunner, TrioRunner, check_process_function
 from .signals import Signal, destination_node
@@ -55,7 +55,8 @@ class Node:
         name: The node's name, unique among connected nodes; a fresh one by default.
         transport: How to reach other nodes (``InMemoryNetwork().transport()``, or the NATS
             transport); without one the node reaches no other.
-        shutdown_timeout: Seconds each top-level process gets to stop when the node exits.
+        shutdown_timeout: Seconds each top-level process gets to stop when the node exits
+            (an int too large for a float is ``math.inf``: as long as it takes).
         dead_table_size: How many recently dead pids the node remembers, so that a
             ``NoProc`` can say when and why a pid died.
 
@@ -93,7 +94,7 @@ class Node:
         self._name = name
         self._incarnation = new_incarnation()
         self._transport = transport
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.shutdown_timeout = float(as_seconds(shutdown_timeout))
         self._table = Table(name, self._incarnation, dead_table_size, self._transport_send)
         self._tg: anyio.abc.TaskGroup | None = None
         self._nursery_cm: Any = None
