@@ -466,7 +466,11 @@ class Process:
         self.node.register(name, self.pid)
 
     def whereis(self, name: str) -> Pid | None:
-        """The pid registered under ``name`` on this node, or ``None``."""
+        """The pid registered under ``name`` on this node, or ``None``.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
         return self.node.whereis(name)
 
 

@@ -259,3 +259,32 @@ def test_a_shutdown_timeout_too_large_for_a_float_is_infinity() -> None:
     assert Node(shutdown_timeout=HUGE).shutdown_timeout == math.inf
     with pytest.raises(ValueError, match=str(-HUGE)[:40]):
         Node(shutdown_timeout=-HUGE)
+
+
+@pytest.mark.parametrize("bad", ["pid", 42, None, ("n", 1, 1)])
+async def test_node_queries_of_a_non_pid(bad: Any) -> None:
+    """Regression: is_alive and wait raised AttributeError, why_dead answered NoProc('x');
+    each now raises TypeError naming the value, as info and is_exiting do."""
+    async with Node() as node, node.process() as me:
+        for query in (node.is_alive, node.why_dead, node.is_exiting, node.info):
+            with pytest.raises(TypeError, match="takes a Pid") as info:
+                query(bad)
+            assert repr(bad) in str(info.value)
+        with pytest.raises(TypeError, match="wait takes a Pid") as info:
+            await node.wait(bad)
+        assert repr(bad) in str(info.value)
+        await still_works(node, me)
+
+
+@pytest.mark.parametrize("bad", [["x"], None, 1, {}, b"x"])
+async def test_registry_lookups_of_a_non_name(bad: Any) -> None:
+    """Regression: whereis and unregister of a list raised a bare "unhashable type"; a name
+    that is not a str raises TypeError naming it, as register does."""
+    async with Node() as node, node.process() as me:
+        me.register("x")
+        for lookup in (node.whereis, node.unregister, me.whereis):
+            with pytest.raises(TypeError, match="a registered name") as info:
+                lookup(bad)
+            assert repr(bad) in str(info.value)
+        assert node.whereis("x") == me.pid
+        await still_works(node, me)
