@@ -18,6 +18,7 @@ import anyio.lowlevel
 import attrs
 
 from ..runtime import CallFailed, CallTimeout, Pid, ProcessInfo, ProcessNotAlive
+from ..runtime.process import as_seconds
 from ..starter.client import StarterProcess
 from ..starter.protocol import StarterStatistics
 from ..starter.service import GetStatistics as StarterGetStatistics
@@ -86,6 +87,7 @@ async def take_snapshot(
         raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+    timeout = as_seconds(timeout)  # an int too large for a float: no limit (ADR-0010)
     if type(slice_size) is not int:
         raise TypeError(f"slice_size must be an int, got {slice_size!r}")
     if slice_size < 1:

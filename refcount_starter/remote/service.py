@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from ..runtime import Call, Node, Pid, Process, Ref, RefcountStarterError
+from ..runtime.process import check_timeout
 from .closures import REMOTE_TABLE, RemoteTable, UnknownClosure
 from .codec import register_type
 
@@ -135,8 +136,10 @@ async def spawn_remote(
     Raises:
         RemoteSpawnFailed: The name is unknown there, or no answer came within ``timeout``
             (the node is unreachable or runs no spawner).
-        TypeError: An argument cannot be encoded.
+        TypeError: An argument cannot be encoded, or ``timeout`` is not a number.
+        ValueError: ``timeout`` is negative or NaN.
     """
+    timeout = check_timeout(timeout)  # before the request goes
     ref = p.reserve_monitor()
     p.send((SPAWNER, node), SpawnRequest(closure, tuple(args), p.pid, ref))
 

@@ -98,8 +98,10 @@ class Mailbox(deque[Any]):
 
     Every receive counts against a budget of ``BUDGET`` receives; a receive that finds its
     message after the budget is spent first yields to the other tasks (a checkpoint, where a
-    pending kill or cancellation lands). A wait refills the budget. ``exhaust`` empties it, so
-    that the next receive is a checkpoint (a kill calls it).
+    pending kill or cancellation lands, and the message stays queued); meanwhile the
+    mailbox counts as read, so another task cannot take from it. A wait refills the
+    budget. ``exhaust`` empties it, so that the next receive is a checkpoint (a kill calls
+    it).
     """
 
     __slots__ = ("_budget", "_scanning", "_waiter")
@@ -121,7 +123,8 @@ class Mailbox(deque[Any]):
 
     @property
     def waiting(self) -> bool:
-        """Whether the reader is parked, waiting for a message."""
+        """Whether the reader is inside a receive and not running: parked, waiting for a
+        message, or yielding at its budget checkpoint."""
         return self._waiter is not None
 
     def exhaust(self) -> None:
@@ -130,7 +133,8 @@ class Mailbox(deque[Any]):
 
     def refuse_taking(self) -> None:
         """Refuse to take messages while a receive holds indices into the mailbox: its
-        predicate is running, or it is parked (its reader is another task).
+        predicate is running, or it is parked or at its budget checkpoint (its reader is
+        another task).
 
         Raises:
             RuntimeError: A receive is under way.
@@ -200,7 +204,7 @@ class Mailbox(deque[Any]):
                 if budget > 0:
                     self._budget = budget
                     return items.popleft()
-                await self._checkpoint()
+                await self._yield()
                 self._budget = BUDGET
                 if items:
                     return items.popleft()
@@ -230,7 +234,7 @@ class Mailbox(deque[Any]):
                     else:
                         budget = self._budget - 1
                         if budget <= 0:
-                            await self._checkpoint()
+                            await self._yield()
                             budget = BUDGET
                         self._budget = budget
                     message = items[found]
@@ -278,7 +282,7 @@ class Mailbox(deque[Any]):
                     else:
                         budget = self._budget - 1
                         if budget <= 0:
-                            await self._checkpoint()
+                            await self._yield()
                             budget = BUDGET
                         self._budget = budget
                     message = items[found]
@@ -290,7 +294,7 @@ class Mailbox(deque[Any]):
                     # Only a look; it still counts against the budget, as a receive.
                     budget = self._budget - 1
                     if budget <= 0:
-                        await self._checkpoint()
+                        await self._yield()
                         budget = BUDGET
                     self._budget = budget
                     return False, None
@@ -299,6 +303,18 @@ class Mailbox(deque[Any]):
                 return False, None
             await self._park(deadline)
             waited = True
+
+    async def _yield(self) -> None:
+        """The budget's checkpoint inside a receive, which may hold the index of the message
+        it found: the mailbox counts as read meanwhile, so that another task that receives,
+        calls, flushes or demonitors with flush is refused (it would shift the index), while
+        a send appends and wakes nobody. A kill or cancellation raised here leaves the
+        message in the mailbox: it is taken only after the yield."""
+        self._waiter = _READING
+        try:
+            await self._checkpoint()
+        finally:
+            self._waiter = None
 
     def _now(self) -> float:
         raise NotImplementedError
@@ -313,6 +329,24 @@ class Mailbox(deque[Any]):
 
     def _wake(self) -> None:
         raise NotImplementedError
+
+
+class _Reading:
+    """``_waiter`` while the reader is not parked but holds its place in the mailbox: in a
+    receive's budget checkpoint (either backend), or rescheduled by a send and not yet run
+    (trio). A second reader is refused as if the reader were parked; a send wakes nobody."""
+
+    __slots__ = ()
+
+    def done(self) -> bool:
+        # What asyncio's put asks of a parked reader's future: nothing to wake.
+        return True
+
+    def __repr__(self) -> str:
+        return "<reading>"
+
+
+_READING = _Reading()
 
 
 def _second_reader() -> RuntimeError:
@@ -397,7 +431,7 @@ class TrioMailbox(Mailbox):
         await _trio.lowlevel.checkpoint()
 
     def _wait(self) -> Awaitable[None]:
-        # _waiter stays set (to _WOKEN once woken) until the reader runs again, so that a
+        # _waiter stays set (to _READING once woken) until the reader runs again, so that a
         # second reader is caught even between the wake-up and the resume.
         if self._waiter is not None:
             raise _second_reader()
@@ -422,14 +456,10 @@ class TrioMailbox(Mailbox):
 
     def _wake(self) -> None:
         task = self._waiter
-        if task is _WOKEN:
+        if task is _READING:
             return
-        self._waiter = _WOKEN
+        self._waiter = _READING
         _trio.lowlevel.reschedule(task)
-
-
-#: The trio reader was rescheduled and has not run yet.
-_WOKEN = object()
 
 
 #: The trio module, once a node has run on trio.

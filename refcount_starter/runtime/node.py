@@ -24,7 +24,7 @@ from .errors import NodeNotRunning, ProcessExit, ProcessNotAlive
 from .info import ProcessInfo
 from .mailbox import AsyncioMailbox, Mailbox, mailbox_class
 from .pid import Pid, Ref, new_incarnation
-from .process import Process, ProcessFunction
+from .process import Process, ProcessFunction, as_seconds
 from .reasons import Crashed, ExitReason, Kill, Killed, NoConnection, NoProc, Normal, Shutdown
 from .runners import AsyncioRunner, TrioRunner, check_process_function
 from .signals import Signal, destination_node
@@ -55,7 +55,8 @@ class Node:
         name: The node's name, unique among connected nodes; a fresh one by default.
         transport: How to reach other nodes (``InMemoryNetwork().transport()``, or the NATS
             transport); without one the node reaches no other.
-        shutdown_timeout: Seconds each top-level process gets to stop when the node exits.
+        shutdown_timeout: Seconds each top-level process gets to stop when the node exits
+            (an int too large for a float is ``math.inf``: as long as it takes).
         dead_table_size: How many recently dead pids the node remembers, so that a
             ``NoProc`` can say when and why a pid died.
 
@@ -93,7 +94,7 @@ class Node:
         self._name = name
         self._incarnation = new_incarnation()
         self._transport = transport
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.shutdown_timeout = float(as_seconds(shutdown_timeout))
         self._table = Table(name, self._incarnation, dead_table_size, self._transport_send)
         self._tg: anyio.abc.TaskGroup | None = None
         self._nursery_cm: Any = None
@@ -406,12 +407,21 @@ class Node:
         """Release ``name``.
 
         Raises:
+            TypeError: ``name`` is not a str.
             NameNotRegistered: No live process holds ``name``.
         """
+        if type(name) is not str and not isinstance(name, str):
+            raise TypeError(f"unregister takes a registered name (a str), got {name!r}")
         self._table.unregister(name)
 
     def whereis(self, name: str) -> Pid | None:
-        """The pid registered under ``name`` on this node, or ``None``."""
+        """The pid registered under ``name`` on this node, or ``None``.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
+        if type(name) is not str and not isinstance(name, str):
+            raise TypeError(f"whereis takes a registered name (a str), got {name!r}")
         entry = self._table.names.get(name)
         return None if entry is None else entry.pid
 
@@ -420,7 +430,13 @@ class Node:
         return list(self._table.names)
 
     def is_alive(self, pid: Pid) -> bool:
-        """Whether ``pid`` is a live process of this node."""
+        """Whether ``pid`` is a live process of this node.
+
+        Raises:
+            TypeError: ``pid`` is not a Pid.
+        """
+        if type(pid) is not Pid:
+            raise TypeError(f"is_alive takes a Pid, got {pid!r}")
         return self._table.lookup(pid) is not None
 
     def is_exiting(self, pid: Pid) -> bool:
@@ -478,7 +494,13 @@ class Node:
         return await take_snapshot(self, transport=self._transport)
 
     def why_dead(self, pid: Pid) -> NoProc:
-        """What the node still knows of a dead or unknown pid, as a ``NoProc`` reason."""
+        """What the node still knows of a dead or unknown pid, as a ``NoProc`` reason.
+
+        Raises:
+            TypeError: ``pid`` is not a Pid.
+        """
+        if type(pid) is not Pid:
+            raise TypeError(f"why_dead takes a Pid, got {pid!r}")
         return self._table.noproc(pid)
 
     async def wait(self, pid: Pid) -> ExitReason:
@@ -488,7 +510,12 @@ class Node:
         remembers it (see ``dead_table_size``); one it never had or has forgotten returns
         ``NoProc(pid)``. Either way the answer does not depend on whether the process
         exited just before or just after the call.
+
+        Raises:
+            TypeError: ``pid`` is not a Pid.
         """
+        if type(pid) is not Pid:
+            raise TypeError(f"wait takes a Pid, got {pid!r}")
         table = self._table
         entry = table.lookup(pid)
         if entry is None:

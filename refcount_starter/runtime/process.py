@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -24,8 +26,29 @@ T = TypeVar("T")
 ProcessFunction = Callable[..., Awaitable[object]]
 
 
-def check_timeout(timeout: object) -> None:
+#: The largest float; an int above it has no float (``float()`` raises ``OverflowError``).
+_FLOAT_MAX = sys.float_info.max
+
+
+def as_seconds(value: float) -> float:
+    """``value``, or ``math.inf`` if it is an int too large for a float.
+
+    Such an int is a number of seconds longer than any deadline a clock can reach: waiting
+    that long is waiting for ever, which ``math.inf`` tells every clock and timer, where the
+    int itself would fail with an ``OverflowError`` in the first float sum (ADR-0010,
+    decision 6). Anything else comes back as it is (a negative int too, refused as
+    negative by the caller, which names it as given).
+    """
+    if isinstance(value, int) and value > _FLOAT_MAX:
+        return math.inf
+    return value
+
+
+def check_timeout(timeout: object) -> float:
     """Refuse a timeout that is not a number of seconds >= 0 (``None`` is checked by callers).
+
+    Returns:
+        The timeout, ``math.inf`` for an int too large for a float (``as_seconds``).
 
     Raises:
         TypeError: ``timeout`` is not a number.
@@ -35,6 +58,9 @@ def check_timeout(timeout: object) -> None:
         raise TypeError(f"timeout must be None or a number of seconds, got {timeout!r}")
     if not timeout >= 0:
         raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+    if timeout > _FLOAT_MAX:
+        return math.inf  # as_seconds, written out: a receive with a timeout checks it
+    return timeout
 
 
 class Process:
@@ -134,7 +160,8 @@ class Process:
         Args:
             match: A type or tuple of types the message must be an instance of.
             where: A predicate the message must satisfy.
-            timeout: Seconds to wait; ``None`` waits for ever, ``0`` only looks.
+            timeout: Seconds to wait; ``None`` waits for ever, ``0`` only looks (an int too
+                large for a float waits for ever too, as ``math.inf``).
 
         Returns:
             An awaitable of the message.
@@ -148,7 +175,7 @@ class Process:
                 outlived it; no message can arrive, the wait would never end).
         """
         if timeout is not None:
-            check_timeout(timeout)
+            timeout = check_timeout(timeout)
         predicate = None if match is None and where is None else to_predicate(match, where)
         # The mailbox's coroutine itself, not one wrapping it: one frame less at every wait.
         if timeout is None:
@@ -194,7 +221,8 @@ class Process:
             to: The callee: a pid, or a name registered on this node (a name on another
                 node cannot be monitored: resolve it to a pid first).
             request: The request; the callee receives it as ``Call(sender, ref, request)``.
-            timeout: Seconds to wait for the reply; ``None`` waits as long as the callee lives.
+            timeout: Seconds to wait for the reply; ``None`` (or ``math.inf``, or an int too
+                large for a float) waits as long as the callee lives.
 
         Returns:
             The value the callee passed to ``reply``.
@@ -211,7 +239,7 @@ class Process:
                 reader).
         """
         if timeout is not None:
-            check_timeout(timeout)
+            timeout = check_timeout(timeout)  # before anything is sent
         if self._entry.reason is not None:
             raise self._exited()
         table = self._table
@@ -438,7 +466,11 @@ class Process:
         self.node.register(name, self.pid)
 
     def whereis(self, name: str) -> Pid | None:
-        """The pid registered under ``name`` on this node, or ``None``."""
+        """The pid registered under ``name`` on this node, or ``None``.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+        """
         return self.node.whereis(name)
 
 

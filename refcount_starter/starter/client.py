@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import itertools
-import math
+import sys
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -48,7 +48,9 @@ def _check_timeout(instance: object, attribute: attrs.Attribute[float], value: o
         return  # the default (a StarterProcess is made per DPP-84 cycle)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{attribute.name} must be a number of seconds, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
+    # A float's range, not math.isfinite: an int too large for a float is math.inf
+    # (ADR-0010, decision 6), and isfinite of it would raise OverflowError.
+    if not 0 < value <= sys.float_info.max:
         raise ValueError(f"{attribute.name} must be a finite number of seconds > 0, got {value!r}")
 
 

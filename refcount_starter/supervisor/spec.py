@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..runtime import ProcessFunction
+from ..runtime.process import as_seconds
 from .start import ChildStart, LocalStart, check_process_function
 
 if TYPE_CHECKING:
@@ -77,7 +79,7 @@ INTRINSIC = RestartPolicy.INTRINSIC
 def _check_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{attribute.name} must be a number of seconds, got {value!r}")
-    if math.isnan(value) or value < 0:
+    if not value >= 0:  # NaN too; not math.isnan, which overflows on a huge negative int
         raise ValueError(f"{attribute.name} must be >= 0 seconds, got {value!r}")
 
 
@@ -93,7 +95,8 @@ class StopTimeout:
         ValueError: ``seconds`` is negative or NaN.
     """
 
-    seconds: float = attrs.field(validator=_check_seconds)
+    # An int too large for a float is math.inf (ADR-0010, decision 6).
+    seconds: float = attrs.field(converter=as_seconds, validator=_check_seconds)
 
     @classmethod
     def infinity(cls) -> StopTimeout:
@@ -163,7 +166,9 @@ def _check_delay(instance: object, attribute: attrs.Attribute[float | None], val
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"restart_delay must be None or a number of seconds, got {value!r}")
-    if not (value >= 0 and math.isfinite(value)):
+    # A float's range, not math.isfinite: an int too large for a float is math.inf
+    # (ADR-0010, decision 6), and isfinite of it would raise OverflowError.
+    if not 0 <= value <= sys.float_info.max:
         raise ValueError(f"restart_delay must be a finite number of seconds >= 0, got {value!r}")
 
 
@@ -172,7 +177,7 @@ def _check_start_timeout(instance: object, attribute: attrs.Attribute[float], va
         return  # the defaults (a spec is made per DPP-84 cycle)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"start_timeout must be a number of seconds (math.inf: no limit), got {value!r}")
-    if math.isnan(value) or value <= 0:
+    if not value > 0:  # NaN too; not math.isnan, which overflows on a huge negative int
         raise ValueError(f"start_timeout must be > 0 seconds, got {value!r}")
 
 
@@ -226,7 +231,9 @@ class ChildSpec:
     restart_delay: float | None = attrs.field(default=None, validator=_check_delay)
     registered_name: str | None = attrs.field(default=None, validator=_check_name)
     start_timeout: float = attrs.field(
-        default=attrs.Factory(_default_start_timeout, takes_self=True), validator=_check_start_timeout
+        default=attrs.Factory(_default_start_timeout, takes_self=True),
+        converter=as_seconds,
+        validator=_check_start_timeout,
     )
 
     @classmethod

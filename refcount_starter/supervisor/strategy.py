@@ -9,7 +9,7 @@ children right to left and starts them left to right (OTP's one_for_all/rest_for
 from __future__ import annotations
 
 import enum
-import math
+import sys
 
 import attrs
 
@@ -62,7 +62,9 @@ def _check_max_restarts(instance: object, attribute: attrs.Attribute[int], value
 def _check_within(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"within_seconds must be a number of seconds > 0, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
+    # A float's range, not math.isfinite: an int too large for a float is math.inf
+    # (ADR-0010, decision 6), and isfinite of it would raise OverflowError.
+    if not 0 < value <= sys.float_info.max:
         raise ValueError(f"within_seconds must be a finite number of seconds > 0, got {value!r}")
 
 

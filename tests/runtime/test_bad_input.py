@@ -6,6 +6,7 @@ import functools
 import math
 from typing import Any
 
+import anyio
 import pytest
 
 from refcount_starter.runtime import (
@@ -213,4 +214,77 @@ async def test_monitor_of_a_remote_name_is_refused() -> None:
             me.monitor(("svc", "elsewhere"))
         with pytest.raises(TypeError, match="use its pid"):
             await me.call(("svc", "elsewhere"), "x", timeout=1)
+        await still_works(node, me)
+
+
+HUGE = 10**400  # an int no float can hold: float(HUGE) raises OverflowError
+
+
+async def test_a_timeout_too_large_for_a_float_waits_for_ever() -> None:
+    """Regression: receive and call with an int timeout beyond a float's range raised an
+    untyped OverflowError, a call only after its request was sent; it is math.inf."""
+    async with Node() as node, node.process() as me:
+        me.send(me.pid, "queued")
+        assert await me.receive(timeout=HUGE) == "queued"
+        callee = me.spawn(echo)
+        assert await me.call(callee, "q", timeout=HUGE) == ("echo", "q")
+        assert me.info().monitors == ()
+
+        async def later() -> None:
+            await anyio.wait_all_tasks_blocked()
+            node.send(me.pid, "late")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(later)
+            assert await me.receive(str, timeout=HUGE) == "late"
+        await still_works(node, me)
+
+
+async def test_a_negative_timeout_too_large_for_a_float_is_refused_naming_it() -> None:
+    """A ValueError that names the value as given, before the request is sent."""
+    async with Node() as node, node.process() as me:
+        with pytest.raises(ValueError, match=str(-HUGE)[:40]):
+            await me.receive(timeout=-HUGE)
+        callee = me.spawn(echo)
+        with pytest.raises(ValueError, match=str(-HUGE)[:40]):
+            await me.call(callee, "never sent", timeout=-HUGE)
+        await anyio.wait_all_tasks_blocked()
+        assert node.info(callee).mailbox_size == 0
+        assert me.info().monitors == ()
+        await still_works(node, me)
+
+
+def test_a_shutdown_timeout_too_large_for_a_float_is_infinity() -> None:
+    """Regression: Node(shutdown_timeout=10**400) raised OverflowError."""
+    assert Node(shutdown_timeout=HUGE).shutdown_timeout == math.inf
+    with pytest.raises(ValueError, match=str(-HUGE)[:40]):
+        Node(shutdown_timeout=-HUGE)
+
+
+@pytest.mark.parametrize("bad", ["pid", 42, None, ("n", 1, 1)])
+async def test_node_queries_of_a_non_pid(bad: Any) -> None:
+    """Regression: is_alive and wait raised AttributeError, why_dead answered NoProc('x');
+    each now raises TypeError naming the value, as info and is_exiting do."""
+    async with Node() as node, node.process() as me:
+        for query in (node.is_alive, node.why_dead, node.is_exiting, node.info):
+            with pytest.raises(TypeError, match="takes a Pid") as info:
+                query(bad)
+            assert repr(bad) in str(info.value)
+        with pytest.raises(TypeError, match="wait takes a Pid") as info:
+            await node.wait(bad)
+        assert repr(bad) in str(info.value)
+        await still_works(node, me)
+
+
+@pytest.mark.parametrize("bad", [["x"], None, 1, {}, b"x"])
+async def test_registry_lookups_of_a_non_name(bad: Any) -> None:
+    """Regression: whereis and unregister of a list raised a bare "unhashable type"; a name
+    that is not a str raises TypeError naming it, as register does."""
+    async with Node() as node, node.process() as me:
+        me.register("x")
+        for lookup in (node.whereis, node.unregister, me.whereis):
+            with pytest.raises(TypeError, match="a registered name") as info:
+                lookup(bad)
+            assert repr(bad) in str(info.value)
+        assert node.whereis("x") == me.pid
         await still_works(node, me)

@@ -234,6 +234,12 @@ def test_a_starter_process_timeout_is_validated() -> None:
         StarterProcess(pid, timeout="soon")  # type: ignore[arg-type]
 
 
+def test_a_starter_process_timeout_too_large_for_a_float_is_refused_as_not_finite() -> None:
+    """Regression: an int beyond a float's range raised an untyped OverflowError."""
+    with pytest.raises(ValueError, match="finite number of seconds > 0, got 1000"):
+        StarterProcess(Pid("n", 1, 1), timeout=10**400)
+
+
 async def test_spawn_child_starter_refuses_a_plain_def() -> None:
     """A starter's child function must be a coroutine function, named in the error."""
 

@@ -104,6 +104,26 @@ def test_negative_stop_timeout() -> None:
         StopTimeout("5")  # type: ignore[arg-type]
 
 
+HUGE = 10**400  # an int no float can hold: float(HUGE) raises OverflowError
+
+
+def test_seconds_too_large_for_a_float_are_infinity_or_refused_as_not_finite() -> None:
+    """Regression: an int beyond a float's range raised an untyped OverflowError; it is
+    math.inf where no limit is allowed, and a ValueError naming it where one is required."""
+    assert StopTimeout(HUGE) == StopTimeout.infinity()
+    assert ChildSpec("a", idle, start_timeout=HUGE).start_timeout == math.inf
+    refusals = (
+        lambda: ChildSpec("a", idle, restart_delay=HUGE),
+        lambda: RestartLimit(1, HUGE),
+        lambda: StopTimeout(-HUGE),
+        lambda: ChildSpec("a", idle, start_timeout=-HUGE),
+        lambda: ChildSpec("a", idle, restart_delay=-HUGE),
+    )
+    for refused in refusals:
+        with pytest.raises(ValueError, match=str(HUGE)[:40]):
+            refused()
+
+
 def test_restart_limit_validation() -> None:
     """RestartLimit rejects negative restarts and a non-positive window."""
     assert RestartLimit() == RestartLimit(1, 5.0)
