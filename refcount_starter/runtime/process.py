@@ -264,11 +264,12 @@ class Process:
             else:
                 message = await mailbox.receive(answers, timeout, marker)
         except TimeoutError:
-            table.demonitor(self._entry, ref, True)
+            table.abandon_call(self._entry, ref, marker)
             raise CallTimeout(to, timeout or 0.0) from None
         except BaseException:
-            # Cancelled (or killed) while waiting: leave no monitor, and no Down, behind.
-            table.demonitor(self._entry, ref, True)
+            # Cancelled (or killed) while waiting: leave no monitor and no answer behind,
+            # and none to come.
+            table.abandon_call(self._entry, ref, marker)
             raise
         if type(message) is Down:
             raise CallFailed(to, message.reason)

@@ -46,6 +46,9 @@ __all__ = ["UNBOUND", "Entry", "Table"]
 
 _log = logging.getLogger("refcount_starter.runtime.node")
 
+#: How many abandoned calls a node remembers, to drop their late replies (ADR-0010).
+MAX_ABANDONED_CALLS = 10_000
+
 #: The target of a reserved monitor that is not bound to a pid yet.
 UNBOUND = Pid("<unbound>", 0, 0)
 
@@ -188,6 +191,10 @@ class Table:
         # Calls from other nodes not answered yet: ref -> the callee, whose watcher entry the
         # reply removes (ReplySignal). Invariant: each entry's ref is in its callee's watchers.
         self.inbound_calls: dict[Ref, Entry] = {}
+        # Calls their callers gave up on (a timeout, a cancellation): ref -> caller. Their
+        # late replies are dropped, as OTP 24 drops a reply to a deactivated alias; bounded,
+        # the oldest forgotten (a reply to one of those lands as a plain Reply).
+        self.abandoned: OrderedDict[Ref, Pid] = OrderedDict()
 
     def log_fields(self, pid: Pid | None = None) -> dict[str, str]:
         """The ``extra`` of a log record about ``pid`` (the node's own pid by default)."""
@@ -426,6 +433,29 @@ class Table:
         elif len(entry.mailbox) > marker:
             entry.mailbox.remove_all(lambda m: type(m) is Down and m.ref == ref, marker)
 
+    def abandon_call(self, entry: Entry, ref: Ref, marker: int) -> None:
+        """``entry`` gave up waiting for the answer to its call ``ref``: end the call's
+        monitor, take away an answer already queued (after ``marker``), and drop the reply
+        still to come (OTP 24's alias, deactivated). ADR-0010."""
+        target = entry.monitors.pop(ref, None)
+        if target is not None:
+            self.drop_watch(entry.pid, target, ref)
+        mailbox = entry.mailbox
+        if len(mailbox) > marker and mailbox.remove_all(
+            lambda m: (type(m) is Reply or type(m) is Down) and m.ref == ref, marker
+        ):
+            return  # the answer had come: nothing more will
+        if target is not None:  # the callee still lives: its reply may yet come
+            abandoned = self.abandoned
+            abandoned[ref] = entry.pid
+            if len(abandoned) > MAX_ABANDONED_CALLS:
+                abandoned.popitem(last=False)
+
+    def _late(self, ref: Ref) -> bool:
+        """Whether a reply under ``ref`` answers a call its caller gave up on (it is then
+        forgotten: a call has one reply)."""
+        return self.abandoned.pop(ref, None) is not None
+
     def reply(self, sender: Pid, call: Call, value: Any) -> None:
         """Answer ``call``: a ``ReplySignal`` to a call from another node (it ends the monitor
         on both nodes), else a ``Reply`` message."""
@@ -443,7 +473,7 @@ class Table:
             # send(), written out for the common case: a caller of this node.
             if to.incarnation == self.incarnation:
                 caller = self.procs.get(to.serial)
-                if caller is not None:
+                if caller is not None and not (self.abandoned and self._late(ref)):
                     caller.mailbox.put(Reply(ref, value))
             return
         self.send(sender, to, Reply(ref, value))
@@ -583,11 +613,18 @@ class Table:
                     entry.monitors[signal.ref] = target
                     self._refused(signal, target)
                     return
+                if target is None and self.abandoned and self._late(signal.ref):
+                    return
                 entry.mailbox.put(Reply(signal.ref, signal.value))
         elif type(signal) is MessageSignal:
             entry = self.lookup(signal.to)
             if entry is not None:
-                entry.mailbox.put(signal.message)
+                message = signal.message
+                # A reply to an abandoned call travels as a plain message once the callee's
+                # node has forgotten the call (the caller's demonitor reached it first).
+                if type(message) is Reply and self.abandoned and self._late(message.ref):
+                    return
+                entry.mailbox.put(message)
         elif type(signal) is NamedMessageSignal:
             named = self.names.get(signal.name)
             if named is not None:

@@ -12,6 +12,7 @@ from refcount_starter.remote.natstransport import NatsTransport
 from refcount_starter.runtime import (
     Call,
     CallFailed,
+    CallTimeout,
     Crashed,
     Down,
     ExitSignal,
@@ -433,3 +434,31 @@ async def test_a_batch_inside_a_batch_is_dropped_and_counted(make_transport: Mak
             while b_transport.statistics().decode_errors == before:
                 await anyio.sleep(0.005)
         assert await me.call(pid, "still serving", timeout=10) == ("echo", "still serving")
+
+
+async def answer_when_told(p: Process) -> None:
+    """Keeps the calls it gets; the call "answer" has it answer them all, then itself."""
+    calls: list[Call] = []
+    async for message in p.messages():
+        if isinstance(message, Call):
+            if message.request != "answer":
+                calls.append(message)
+                continue
+            for call in calls:
+                p.reply(call, "late")
+            calls.clear()
+            p.reply(message, "answered")
+
+
+async def test_a_late_reply_from_another_node_is_dropped(make_transport: MakeTransport) -> None:
+    """The reply to a call that timed out, sent from another node (as a plain Reply once the
+    callee's node has dropped the call, or as a ReplySignal if it has not yet), is dropped
+    where the caller is (ADR-0010)."""
+    async with two_nodes(make_transport) as (a, b), a.process() as me:
+        pid = b.spawn(answer_when_told)
+        with pytest.raises(CallTimeout):
+            await me.call(pid, "req", timeout=0.05)
+        # Answered after the late reply, on the same session: by then it has come and gone.
+        assert await me.call(pid, "answer", timeout=10) == "answered"
+        assert me.queued() == []
+        assert me.info().monitors == ()

@@ -111,8 +111,8 @@ async def test_a_caller_killed_while_waiting_leaves_no_monitor_on_the_callee() -
 
 
 async def test_a_call_cancelled_by_its_scope_leaves_no_monitor_and_no_down() -> None:
-    """A node.process() block whose call is cancelled keeps nothing of the call but a late
-    reply, which is a plain message (ADR-0010, Consequences)."""
+    """A node.process() block whose call is cancelled keeps nothing of the call (ADR-0010,
+    decision 7)."""
     async with Node() as node, node.process() as me:
         callee = me.spawn(silent)
         with anyio.move_on_after(0.01):

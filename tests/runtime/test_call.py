@@ -17,7 +17,6 @@ from refcount_starter.runtime import (
     NoProc,
     Normal,
     Process,
-    Reply,
     Shutdown,
 )
 
@@ -161,24 +160,47 @@ async def test_calling_oneself_is_refused() -> None:
         assert me.info().monitors == () and me.mailbox_size == 0
 
 
-async def test_a_late_reply_is_an_ordinary_message() -> None:
-    """A reply that arrives after its call timed out stays in the mailbox as a Reply."""
+async def slow_replier(p: Process, release: anyio.Event, value: object) -> None:
+    """Answers its first call once ``release`` is set, then reports that it has."""
+    call = await p.receive(Call)
+    await release.wait()
+    p.reply(call, value)
+
+
+@pytest.mark.parametrize("give_up", ["timeout", "cancel"])
+async def test_a_late_reply_is_dropped(give_up: str) -> None:
+    """Guards against a reply landing in the mailbox after its caller gave up (OTP 24 drops
+    it through the call's alias): after a timeout or a cancellation, the callee's reply is
+    dropped, and the next call gets its own answer."""
     async with Node() as node, node.process() as me:
         release = anyio.Event()
-
-        async def slow(p: Process) -> None:
-            call = await p.receive(Call)
-            await release.wait()
-            p.reply(call, "late")
-
-        pid = me.spawn(slow)
-        with pytest.raises(CallTimeout):
-            await me.call(pid, "req", timeout=0.01)
+        pid = me.spawn(slow_replier, release, "late")
+        if give_up == "timeout":
+            with pytest.raises(CallTimeout):
+                await me.call(pid, "req", timeout=0.01)
+        else:
+            with anyio.move_on_after(0.01):
+                await me.call(pid, "req")
         release.set()
         assert await node.wait(pid) == Normal()
-        late = await me.receive(timeout=0)
-        assert isinstance(late, Reply) and late.value == "late"
-        assert not any(isinstance(m, Down) for m in me.queued())
+        assert me.queued() == []
+        assert me.info().monitors == ()
+        echo = me.spawn(slow_replier, release, "on time")
+        assert await me.call(echo, "req") == "on time"
+
+
+async def test_a_call_cancelled_at_once_gets_no_late_reply() -> None:
+    """A call whose scope was cancelled before it could wait still sent its request: the
+    reply to it is dropped."""
+    async with Node() as node, node.process() as me:
+        release = anyio.Event()
+        release.set()
+        pid = me.spawn(slow_replier, release, "too late")
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # the call sends, then is cancelled at its first wait
+            await me.call(pid, "req")
+        assert await node.wait(pid) == Normal()
+        assert me.queued() == []
 
 
 async def test_a_cancelled_call_leaves_no_monitor_behind() -> None:
