@@ -5,7 +5,9 @@ killed with ``Task.cancel()`` delivered again at every loop iteration until it e
 is a task of the node's own trio nursery inside its own trio cancel scope. Either way a kill is
 level-triggered. How each way out of a process function ends the process (ADR-0010):
 
-- it returns: ``Normal``; it raises ``ProcessExit(reason)``: ``reason``, not logged;
+- it returns: ``Normal``; it raises ``ProcessExit(reason)``: ``reason``, not logged (from a
+  task of its own task group too: an exception group of ``ProcessExit``s only ends it with
+  the first one's reason);
 - an exit signal killed it: the signal's reason;
 - any other exception, ``SystemExit``, ``GeneratorExit`` or another ``BaseException`` of the
   user's: ``Crashed`` with the exception, logged once at ERROR with its traceback;
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from .process import Process
     from .table import Entry, Table
 
-__all__ = ["AsyncioRunner", "TrioRunner", "check_process_function", "crashed"]
+__all__ = ["AsyncioRunner", "TrioRunner", "check_process_function", "crashed", "exit_in_group"]
 
 _log = logging.getLogger("refcount_starter.runtime.node")
 
@@ -64,6 +66,22 @@ def check_process_function(fn: object) -> None:
     if not isinstance(inner, type) and call is not None and inspect.iscoroutinefunction(call):
         return
     raise TypeError(f"a process function must be an async callable (async def), got {fn!r}, which is not")
+
+
+def exit_in_group(exc: BaseException) -> ExitReason | None:
+    """The reason of the ``ProcessExit`` that ended a task group, if ``exc`` is an exception
+    group of ``ProcessExit``s only (a task of the process's own task group raised it): the
+    first one's. ``None`` for anything else."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return None
+    exits, rest = exc.split(ProcessExit)
+    if exits is None or rest is not None:
+        return None
+    first: BaseException = exits
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    assert isinstance(first, ProcessExit)
+    return first.reason
 
 
 def crashed(pid: Pid, exc: BaseException) -> ExitReason:
@@ -112,7 +130,7 @@ class AsyncioRunner:
             if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None:
                 raise KeyboardInterrupt() from exc
             if entry.pending is None:  # else it was killed, and raised while unwinding
-                reason = crashed(entry.pid, exc)
+                reason = exit_in_group(exc) or crashed(entry.pid, exc)  # reasons are truthy
         finally:
             if entry.pending is not None:
                 reason = entry.pending
@@ -175,7 +193,7 @@ class TrioRunner:
             ):
                 raise
             if entry.pending is None:  # else it was killed, and raised while unwinding
-                reason = crashed(entry.pid, exc)
+                reason = exit_in_group(exc) or crashed(entry.pid, exc)  # reasons are truthy
         finally:
             if entry.pending is not None:
                 reason = entry.pending

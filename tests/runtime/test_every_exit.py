@@ -20,6 +20,7 @@ from refcount_starter.runtime import (
     ProcessNotAlive,
     Shutdown,
 )
+from refcount_starter.runtime.runners import exit_in_group
 
 from .helpers import idle
 
@@ -147,3 +148,38 @@ async def test_info_describes_a_process() -> None:
             node.info(pid)
         with pytest.raises(TypeError, match="Pid"):
             node.info("me")  # type: ignore[arg-type]
+
+
+async def exits_from_a_task(p: Process) -> None:
+    """Raises ProcessExit in a task of its own task group."""
+
+    async def leave() -> None:
+        raise ProcessExit(Shutdown("from a task"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(leave)
+        await anyio.sleep_forever()
+
+
+async def test_process_exit_from_a_task_of_the_process_ends_it_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Guards against a ProcessExit raised in a task of the process's own task group ending
+    it as Crashed(ExceptionGroup): it ends with that reason, unlogged."""
+    async with Node() as node:
+        pid = node.spawn(exits_from_a_task)
+        assert await node.wait(pid) == Shutdown("from a task")
+        assert not caplog.records
+
+
+def test_only_a_group_of_process_exits_is_an_exit() -> None:
+    """The first ProcessExit of a group of them, nested or not, is the exit; a group that
+    also holds anything else is the crash it is."""
+    first, second = ProcessExit(Shutdown("first")), ProcessExit(Normal())
+    assert exit_in_group(BaseExceptionGroup("", [first, second])) == Shutdown("first")
+    assert exit_in_group(BaseExceptionGroup("", [BaseExceptionGroup("", [first]), second])) == Shutdown(
+        "first"
+    )
+    assert exit_in_group(BaseExceptionGroup("", [first, ValueError("and a crash")])) is None
+    assert exit_in_group(first) is None
+    assert exit_in_group(ValueError()) is None
