@@ -79,9 +79,12 @@ class Node:
             name = f"node{next(_anonymous)}"
         if not isinstance(name, str):
             raise TypeError(f"a node name must be a str, got {name!r}")
-        if not name or any(c in name for c in ". *<>?\t\n"):
+        # Printable: no control character, no line or paragraph separator, no space of any
+        # kind (a name is a NATS subject token, and is shown in every pid).
+        if not name or not name.isprintable() or any(c in name for c in ". *<>?"):
             raise ValueError(
-                f"a node name must be a non-empty str without dots, spaces, '*', '<', '>' or '?', got {name!r}"
+                "a node name must be a non-empty printable str without dots, spaces, '*', '<', "
+                f"'>' or '?', got {name!r}"
             )
         if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int | float):
             raise TypeError(f"shutdown_timeout must be a number of seconds, got {shutdown_timeout!r}")

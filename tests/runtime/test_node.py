@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import anyio
 import pytest
@@ -280,6 +281,11 @@ async def test_is_exiting_is_true_from_the_kill_to_the_exit() -> None:
     [
         ({"name": "a.b"}, ValueError),
         ({"name": ""}, ValueError),
+        # Not printable: a control character, NUL, a line separator, a no-break space.
+        ({"name": "a\rb"}, ValueError),
+        ({"name": "a\x00"}, ValueError),
+        ({"name": "\u2028"}, ValueError),
+        ({"name": "a\xa0b"}, ValueError),
         ({"name": 5}, TypeError),
         ({"name": b"a"}, TypeError),
         ({"dead_table_size": 1.5}, TypeError),
@@ -290,7 +296,7 @@ async def test_is_exiting_is_true_from_the_kill_to_the_exit() -> None:
 )
 def test_bad_node_parameters_are_refused(kwargs: dict[str, object], error: type[Exception]) -> None:
     """A bad Node parameter raises a typed error naming the value."""
-    with pytest.raises(error, match=repr(next(iter(kwargs.values())))):
+    with pytest.raises(error, match=re.escape(repr(next(iter(kwargs.values()))))):
         Node(**kwargs)  # type: ignore[arg-type]
 
 
