@@ -130,7 +130,8 @@ class AsyncioRunner:
             if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None:
                 raise KeyboardInterrupt() from exc
             if entry.pending is None:  # else it was killed, and raised while unwinding
-                reason = exit_in_group(exc) or crashed(entry.pid, exc)  # reasons are truthy
+                grouped = exit_in_group(exc)
+                reason = crashed(entry.pid, exc) if grouped is None else grouped
         finally:
             if entry.pending is not None:
                 reason = entry.pending
@@ -193,7 +194,8 @@ class TrioRunner:
             ):
                 raise
             if entry.pending is None:  # else it was killed, and raised while unwinding
-                reason = exit_in_group(exc) or crashed(entry.pid, exc)  # reasons are truthy
+                grouped = exit_in_group(exc)
+                reason = crashed(entry.pid, exc) if grouped is None else grouped
         finally:
             if entry.pending is not None:
                 reason = entry.pending

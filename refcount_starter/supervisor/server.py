@@ -627,11 +627,20 @@ class _Server:
         await self._flush_exit_signal(pid)
 
     async def _flush_exit_signal(self, pid: Pid) -> None:
-        # A child that exited before it was unlinked left its link's exit signal behind.
-        if not self.p.mailbox_size:
+        # A child that exited before it was unlinked left its link's exit signal behind; one
+        # that sent its supervisor exit signals of its own (ignored while it was a child)
+        # left those too: none may reach the loop, where a non-child's would stop it.
+        p = self.p
+        if not p.mailbox_size:
             return  # the common case, without a TimeoutError
+
+        def from_child(message: Any) -> bool:
+            return type(message) is ExitSignal and message.sender == pid
+
         with contextlib.suppress(TimeoutError):
-            await self.p.receive(where=lambda m: type(m) is ExitSignal and m.sender == pid, timeout=0)
+            await p.receive(where=from_child, timeout=0)
+            while p.mailbox_size and any(from_child(m) for m in p.queued()):
+                await p.receive(where=from_child, timeout=0)
 
     def _signal_stop(self, child: _Child) -> float | None:
         """Send the child its stop signal; return how long to wait (None: for ever).

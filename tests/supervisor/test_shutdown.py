@@ -8,7 +8,19 @@ import anyio
 import pytest
 
 from refcount_starter import supervisor
-from refcount_starter.runtime import Down, ExitSignal, Kill, Killed, Node, Normal, Pid, Process, Shutdown
+from refcount_starter.runtime import (
+    Down,
+    ExitReason,
+    ExitSignal,
+    Kill,
+    Killed,
+    Node,
+    Normal,
+    Pid,
+    Process,
+    ProcessExit,
+    Shutdown,
+)
 from refcount_starter.supervisor import (
     LEFT_TO_RIGHT,
     ChildSpec,
@@ -248,4 +260,31 @@ async def test_a_stopped_child_leaves_no_link_and_no_exit_signal_behind() -> Non
         info = node.info(sup.pid)
         assert info.links == (me.pid,) or info.links == ()
         assert info.mailbox_size == 0
+        await sup.shutdown_and_wait()
+
+
+async def signals_back_then_exits(p: Process, reason: ExitReason) -> None:
+    """Traps exits; asked to stop, sends its supervisor an exit signal of its own, then exits."""
+    p.trap_exits = True
+    stop = await p.receive(ExitSignal)
+    p.exit(stop.sender, reason)
+    raise ProcessExit(Shutdown("cleaned up"))
+
+
+@pytest.mark.parametrize("reason", [Normal(), Shutdown("from the child")])
+async def test_a_child_that_signals_its_supervisor_while_it_stops_leaves_nothing_behind(
+    reason: ExitReason,
+) -> None:
+    """Guards against the exit signals of a stopped child reaching the supervisor's loop as a
+    non-child's (which stops it): its own signal and its link's are both flushed."""
+    async with Node() as node, node.process() as me:
+        specs = [ChildSpec.worker("c", signals_back_then_exits, reason), ChildSpec("w", worker)]
+        sup = await supervisor.start(me, RestartOne(), specs)
+        sibling = await pid_of(sup, "w")
+        await sup.terminate_child("c")
+        # Answered after the loop took whatever was left: the supervisor is still up.
+        assert [c.key for c in await sup.list_children()] == ["c", "w"]
+        assert node.is_alive(sup.pid) and node.is_alive(sibling)
+        assert node.info(sup.pid).mailbox_size == 0
+        assert (await sup.statistics()).total_restarts == 0
         await sup.shutdown_and_wait()
