@@ -106,8 +106,9 @@ class NatsOptions:
         max_message_size: The largest encoded signal this node sends (``send`` raises
             ``MessageTooLarge`` above it) or reassembles from fragments (64 MiB).
         max_reassembly_bytes: The most bytes this node holds in unfinished fragmented
-            signals from all its peers together (``None``: twice ``max_message_size``; not
-            less than it). A piece that would exceed it drops the oldest unfinished signal
+            signals from all its peers together (``None``: eight times ``max_message_size``,
+            so that eight peers may send it a message of the largest size at once; not less
+            than it). A piece that would exceed it drops the oldest unfinished signal
             and ends its session (ADR-0006).
         max_peers: The most peers this node keeps; when full, the longest idle one is
             forgotten to make room, and a whois from an unknown node is not answered
@@ -171,7 +172,7 @@ class NatsOptions:
         """The most bytes held in unfinished fragmented signals, from all peers together."""
         if self.max_reassembly_bytes is not None:
             return self.max_reassembly_bytes
-        return 2 * self.max_message_size
+        return 8 * self.max_message_size
 
     @property
     def detection_bound(self) -> float:

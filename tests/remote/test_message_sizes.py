@@ -159,7 +159,8 @@ async def test_unfinished_fragmented_signals_are_bounded_across_all_peers(
     all peers hold together stays within ``max_reassembly_bytes``: the oldest unfinished
     signal is dropped and its session ended; a real peer's large message still arrives."""
     limit = 400_000
-    victim = transport_on(max_message_size=limit)
+    assert transport_on(max_message_size=limit).options.reassembly_limit == 8 * limit  # default
+    victim = transport_on(max_message_size=limit, max_reassembly_bytes=2 * limit)
     assert victim.options.reassembly_limit == 2 * limit
     async with (
         Node("v", transport=victim) as v,
