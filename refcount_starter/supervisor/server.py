@@ -646,21 +646,29 @@ class _Server:
         """Send the child its stop signal; return how long to wait (None: for ever).
 
         The link stays until the child is down (``_stopped`` unlinks and flushes), as in OTP's
-        ``shutdown/2``: a supervisor killed while it waits still takes the child with it.
+        ``shutdown/2``: a supervisor killed while it waits still takes the child with it. A
+        child the signal has certainly killed (a ``Kill``, or a ``Shutdown`` to a child of
+        this node that does not trap exits) dies whatever happens to the supervisor: it is
+        unlinked at once, so that its exit leaves no exit signal to flush (about 6% of
+        ``shared_starter_cycle``).
         """
         state = child.state
         assert type(state) is ChildRunning
+        pid = state.pid
         policy = child.spec.shutdown
+        p = self.p
         if isinstance(policy, StopImmediately):
-            self.p.exit(state.pid, Kill())
+            p.exit(pid, Kill())
+            p.unlink(pid)
             return None
-        self.p.exit(state.pid, SHUTDOWN)
-        if policy.seconds == math.inf or self.p.node.is_exiting(state.pid):
-            # A child of this node that does not trap exits was killed by the signal: it
-            # stops at its next checkpoint, and a Kill at the deadline could change nothing.
-            # No timer (a cancel scope with a deadline on trio: 7% of dpp84_cycle there).
+        p.exit(pid, SHUTDOWN)
+        if p.node.is_exiting(pid):
+            # It stops at its next checkpoint, and a Kill at the deadline could change
+            # nothing. No timer (a cancel scope with a deadline on trio: 7% of dpp84_cycle
+            # there).
+            p.unlink(pid)
             return None
-        return policy.seconds
+        return None if policy.seconds == math.inf else policy.seconds
 
     async def _stopped(self, child: _Child, reason: ExitReason) -> None:
         state = child.state
