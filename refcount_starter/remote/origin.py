@@ -68,6 +68,10 @@ def forgery(signal: Signal, origin: str, here: str) -> str | None:
     if claimed.node != origin:
         return f"{cls.__name__} from {claimed!r:.100}, a process of another node"
     if cls is MessageSignal or cls is NamedMessageSignal:
+        # The common case, a message of the process's own, without a call.
+        kind = type(s.message)
+        if kind is not ExitSignal and kind is not Call and kind is not Down:
+            return None
         return _imitation(s.message, origin)
     if cls is CallSignal or cls is MonitorSignal or cls is DemonitorSignal:
         ref = s.ref
