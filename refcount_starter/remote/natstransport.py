@@ -101,6 +101,9 @@ _VERIFY_COOLDOWN = 0.1
 _FRAGMENT_SIZE = 512 * 1024
 #: The most handshakes waiting for a check to answer; beyond, they are answered at once.
 _MAX_WAITING_ANSWERS = 256
+#: The most undecodable inputs logged a line each in a second; the rest are counted, and
+#: told in one line when the next second's first one comes.
+_MAX_UNDECODABLE_LOGS = 10
 #: What decoding hostile input from the network may raise. RecursionError: msgspec skips a
 #: field it keeps raw (an envelope's body, a batch's envelopes) by walking it, so a few
 #: kilobytes nested ten thousand levels deep exhaust the stack.
@@ -123,7 +126,8 @@ class TransportStatistics:
         received: Envelopes accepted and delivered or acted on.
         decode_errors: Inputs dropped because they could not be decoded (malformed bytes,
             values nested too deep, unregistered types, invalid values; in envelopes,
-            handshakes, hellos and disconnect advisories), logged each time.
+            handshakes, hellos and disconnect advisories), logged (a line each, at most ten
+            a second; the rest in one line).
         stale: Envelopes dropped because their session was already over.
         sessions_ended: Sessions that ended (gaps, heartbeats missed, advisories, peer
             restarts, reconnects): each fired ``NoConnection`` across it.
@@ -230,6 +234,9 @@ class NatsTransport:
         self._strangers = 0
         self._forged = 0
         self._forged_logged = -1e9
+        self._undecodable_window = -1e9
+        self._undecodable_logged = 0
+        self._undecodable_unlogged = 0
         self._verifications = 0
         self._slow_consumer_drops = 0
         self._reconnects = 0
@@ -648,7 +655,24 @@ class NatsTransport:
         )
 
     def _undecodable(self, node: NodeHooks, subject: str, data: bytes, exc: Exception) -> None:
+        # Anyone who may publish on the node's subjects can send garbage as fast as it likes:
+        # at most _MAX_UNDECODABLE_LOGS lines a second, then one line saying how many more.
         self._decode_errors += 1
+        now = time.monotonic()
+        if now - self._undecodable_window >= 1.0:
+            if self._undecodable_unlogged:
+                _log.warning(
+                    "node %s dropped %d more undecodable inputs without a line each",
+                    node.name,
+                    self._undecodable_unlogged,
+                )
+            self._undecodable_window = now
+            self._undecodable_logged = 0
+            self._undecodable_unlogged = 0
+        if self._undecodable_logged >= _MAX_UNDECODABLE_LOGS:
+            self._undecodable_unlogged += 1
+            return
+        self._undecodable_logged += 1
         _log.warning(
             "node %s dropped undecodable input on %s (%d bytes): %s", node.name, subject, len(data), exc
         )

@@ -10,6 +10,7 @@ sent heartbeats for ever.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -241,4 +242,33 @@ async def test_input_nested_too_deep_is_counted_and_logged_as_undecodable(
             await raw.close()
         await wait_for(lambda: victim.statistics().decode_errors == 3)
         assert sum("dropped undecodable input" in record.getMessage() for record in caplog.records) == 3
+        assert await me.call(pid_on_v, "after", timeout=10) == ("echo", "after")
+
+
+async def test_a_flood_of_undecodable_input_is_counted_whole_and_logged_in_few_lines(
+    make_transport: MakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a stranger's garbage was logged a line per message (660,000 lines for a
+    flood). Every input is counted; at most ten lines a second say so one by one."""
+    victim = make_transport()
+    async with (
+        Node("v", transport=victim) as v,
+        Node("a", transport=make_transport()) as a,
+        a.process() as me,
+    ):
+        pid_on_v = v.spawn(echo)
+        assert await me.call(pid_on_v, "before", timeout=10) == ("echo", "before")
+        subject = victim.node_subject("v", v.incarnation, "x")
+        raw = await nats.connect(victim.options.servers[0], user=USER, password=PASSWORD)
+        started = time.monotonic()
+        try:
+            for _ in range(500):
+                await raw.publish(subject, b"\xff garbage")
+            await raw.flush()
+        finally:
+            await raw.close()
+        await wait_for(lambda: victim.statistics().decode_errors == 500)
+        seconds = time.monotonic() - started
+        lines = sum("dropped undecodable input" in record.getMessage() for record in caplog.records)
+        assert 1 <= lines <= 10 * (int(seconds) + 2)  # ten a second at most
         assert await me.call(pid_on_v, "after", timeout=10) == ("echo", "after")
