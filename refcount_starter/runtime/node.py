@@ -26,7 +26,7 @@ from .mailbox import AsyncioMailbox, Mailbox, mailbox_class
 from .pid import Pid, Ref, new_incarnation
 from .process import Process, ProcessFunction, as_seconds
 from .reasons import Crashed, ExitReason, Kill, Killed, NoConnection, NoProc, Normal, Shutdown
-from .runners import AsyncioRunner, TrioRunner, check_process_function
+from .runners import AsyncioRunner, TrioRunner, check_process_function, exit_in_group
 from .signals import Signal, destination_node
 from .table import Entry, Table
 from .transport import Transport
@@ -353,8 +353,13 @@ class Node:
                 except ProcessExit as exc:
                     reason = exc.reason
                 except Exception as exc:
-                    reason = Crashed.from_exception(exc)
-                    raise
+                    # A ProcessExit from a task of the block's own task group is the exit it
+                    # is (as for a spawned process), not a crash.
+                    grouped = exit_in_group(exc)
+                    if grouped is None:
+                        reason = Crashed.from_exception(exc)
+                        raise
+                    reason = grouped
                 except BaseException:
                     # The block was cancelled from outside (or interrupted): the process
                     # did not finish, so its links and a start_link'ed supervisor must not

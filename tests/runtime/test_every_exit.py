@@ -183,3 +183,20 @@ def test_only_a_group_of_process_exits_is_an_exit() -> None:
     assert exit_in_group(BaseExceptionGroup("", [first, ValueError("and a crash")])) is None
     assert exit_in_group(first) is None
     assert exit_in_group(ValueError()) is None
+
+
+async def test_process_exit_from_a_task_of_a_process_block_ends_it_with_its_reason() -> None:
+    """As for a spawned process: a ProcessExit raised in a task group inside a
+    ``node.process()`` block ends the block's process with its reason, not Crashed."""
+    async with Node() as node, node.process() as watcher:
+        async with node.process() as me:
+            ref = watcher.monitor(me.pid)
+
+            async def leave() -> None:
+                raise ProcessExit(Shutdown("from a task"))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(leave)
+                await anyio.sleep_forever()
+        down = await watcher.receive(Down, where=lambda d: d.ref == ref)
+        assert down.reason == Shutdown("from a task")
