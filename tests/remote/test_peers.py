@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -214,35 +215,48 @@ async def test_a_node_restarted_before_it_is_seen_down_is_checked_and_accepted(
         assert anyio.current_time() - started < bound
 
 
-async def test_input_nested_too_deep_is_counted_and_logged_as_undecodable(
-    make_transport: MakeTransport, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Regression: an envelope (or a batch, or a disconnect advisory) nested 10,000 levels
-    deep raised RecursionError out of the transport's handler, uncounted. Each is dropped,
-    counted in ``decode_errors`` and logged, and the node goes on."""
-    victim = make_transport(advisory_subject="test.advisories")
-    deep = b"\x91" * 10_000 + b"\xc0"
+@asynccontextmanager
+async def victim_and_stranger(
+    make_transport: MakeTransport, **options: Any
+) -> AsyncIterator[tuple[NatsTransport, Callable[[], Awaitable[None]], Any, str]]:
+    """Node v (on a transport with ``options``) with an echo that node a has called; a raw
+    client that may publish anything on v's subjects, and one of them. Yields v's
+    transport, a check that the echo still answers a, the raw client and the subject."""
+    victim = make_transport(**options)
     async with (
         Node("v", transport=victim) as v,
         Node("a", transport=make_transport()) as a,
         a.process() as me,
     ):
         pid_on_v = v.spawn(echo)
-        assert await me.call(pid_on_v, "before", timeout=10) == ("echo", "before")
-        subject = victim.node_subject("v", v.incarnation, "x")
+
+        async def still_served() -> None:
+            assert await me.call(pid_on_v, "ping", timeout=10) == ("echo", "ping")
+
+        await still_served()
         raw = await nats.connect(victim.options.servers[0], user=USER, password=PASSWORD)
         try:
-            await raw.publish(subject, b"\x97\x03\x00\xa1x\x01\x01\x00" + deep)  # a deep body
-            await raw.publish(subject, b"\x97\x03\x03\xa1x\x01\x00\x00" + deep)  # a deep batch
-            await raw.publish(
-                "test.advisories", b'{"client": {"name": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
-            )
-            await raw.flush()
+            yield victim, still_served, raw, victim.node_subject("v", v.incarnation, "x")
         finally:
             await raw.close()
+
+
+async def test_input_nested_too_deep_is_counted_and_logged_as_undecodable(
+    make_transport: MakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: an envelope (or a batch, or a disconnect advisory) nested 10,000 levels
+    deep raised RecursionError out of the transport's handler, uncounted. Each is dropped,
+    counted in ``decode_errors`` and logged, and the node goes on."""
+    deep = b"\x91" * 10_000 + b"\xc0"
+    options = {"advisory_subject": "test.advisories"}
+    async with victim_and_stranger(make_transport, **options) as (victim, still_served, raw, subject):
+        await raw.publish(subject, b"\x97\x03\x00\xa1x\x01\x01\x00" + deep)  # a deep body
+        await raw.publish(subject, b"\x97\x03\x03\xa1x\x01\x00\x00" + deep)  # a deep batch
+        await raw.publish("test.advisories", b'{"client": {"name": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}")
+        await raw.flush()
         await wait_for(lambda: victim.statistics().decode_errors == 3)
         assert sum("dropped undecodable input" in record.getMessage() for record in caplog.records) == 3
-        assert await me.call(pid_on_v, "after", timeout=10) == ("echo", "after")
+        await still_served()
 
 
 async def test_a_flood_of_undecodable_input_is_counted_whole_and_logged_in_few_lines(
@@ -250,25 +264,13 @@ async def test_a_flood_of_undecodable_input_is_counted_whole_and_logged_in_few_l
 ) -> None:
     """Regression: a stranger's garbage was logged a line per message (660,000 lines for a
     flood). Every input is counted; at most ten lines a second say so one by one."""
-    victim = make_transport()
-    async with (
-        Node("v", transport=victim) as v,
-        Node("a", transport=make_transport()) as a,
-        a.process() as me,
-    ):
-        pid_on_v = v.spawn(echo)
-        assert await me.call(pid_on_v, "before", timeout=10) == ("echo", "before")
-        subject = victim.node_subject("v", v.incarnation, "x")
-        raw = await nats.connect(victim.options.servers[0], user=USER, password=PASSWORD)
+    async with victim_and_stranger(make_transport) as (victim, still_served, raw, subject):
         started = time.monotonic()
-        try:
-            for _ in range(500):
-                await raw.publish(subject, b"\xff garbage")
-            await raw.flush()
-        finally:
-            await raw.close()
+        for _ in range(500):
+            await raw.publish(subject, b"\xff garbage")
+        await raw.flush()
         await wait_for(lambda: victim.statistics().decode_errors == 500)
         seconds = time.monotonic() - started
         lines = sum("dropped undecodable input" in record.getMessage() for record in caplog.records)
         assert 1 <= lines <= 10 * (int(seconds) + 2)  # ten a second at most
-        assert await me.call(pid_on_v, "after", timeout=10) == ("echo", "after")
+        await still_served()
