@@ -124,6 +124,27 @@ async def sleeper(p: Process) -> None:
     await anyio.sleep_forever()
 
 
+@asynccontextmanager
+async def unanswered_call(me: Process, node: Node, callee: Pid) -> AsyncIterator[list[Any]]:
+    """A call from ``me`` to ``callee`` (which never answers), under way: the block runs
+    once the callee has the call; after it, the call has ended, and the list holds what it
+    returned or raised."""
+    outcome: list[Any] = []
+
+    async def caller() -> None:
+        try:
+            outcome.append(await me.call(callee, "never answered", timeout=1.5))
+        except CallTimeout as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller)
+        with anyio.fail_after(10):
+            while node.info(callee).mailbox_size == 0:
+                await anyio.sleep(0.01)
+        yield outcome
+
+
 async def test_signals_that_name_another_nodes_processes_are_dropped(server: NatsServer) -> None:
     """Regression: evil's own envelopes carried a Down for t's monitor on a process of w1,
     an exit signal and a reply in that process's name, and were delivered. Each signal whose
@@ -142,17 +163,7 @@ async def test_signals_that_name_another_nodes_processes_are_dropped(server: Nat
         me.link(server_pid)
         assert await me.call(server_pid, "warm", timeout=10) == ("echo", "warm")
         next_ref = ref.serial + 2  # the next call's reference: refs are numbered
-        async with anyio.create_task_group() as tg:
-            outcome: list[Any] = []
-
-            async def caller() -> None:
-                try:
-                    outcome.append(await me.call(silent, "never answered", timeout=1.5))
-                except CallTimeout as exc:
-                    outcome.append(exc)
-
-            tg.start_soon(caller)
-            await anyio.sleep(0.2)
+        async with unanswered_call(me, w1, silent) as outcome:
             call_refs = [Ref("t", t.incarnation, serial) for serial in range(ref.serial + 1, next_ref + 5)]
             await evil.send(
                 sig.DownSignal(me.pid, ref, server_pid, Shutdown("forged")),
@@ -191,17 +202,7 @@ async def test_a_node_cannot_end_or_answer_for_another_nodes_monitors_in_its_own
         ref = me.monitor(watched)
         reply_ref = me.monitor(watched)
         assert await me.call(watched, "warm", timeout=10) == ("echo", "warm")
-        async with anyio.create_task_group() as tg:
-            outcome: list[Any] = []
-
-            async def caller() -> None:
-                try:
-                    outcome.append(await me.call(silent, "never answered", timeout=1.5))
-                except CallTimeout as exc:
-                    outcome.append(exc)
-
-            tg.start_soon(caller)
-            await anyio.sleep(0.2)
+        async with unanswered_call(me, w1, silent) as outcome:
             guesses = [Ref("t", t.incarnation, serial) for serial in range(1, 20)]
             await evil.send(
                 sig.DownSignal(me.pid, ref, evil.pid, Shutdown("forged")),
