@@ -42,6 +42,14 @@ __all__ = ["Supervisor", "SupervisorStart", "start", "start_link"]
 _SHUTDOWN = Shutdown()
 
 
+def _ask_to_stop(caller: Process, pid: Pid) -> None:
+    """Send the supervisor ``pid`` its stop signal, unlinked from ``caller`` first: the stop
+    the caller asked for must not come back to it over a link (OTP's ``supervisor:stop/1``
+    leaves a linked caller running too)."""
+    caller.unlink(pid)
+    caller.exit(pid, _SHUTDOWN)
+
+
 def _check_caller(instance: object, attribute: attrs.Attribute[Process], value: object) -> None:
     if not isinstance(value, Process):
         raise TypeError(f"caller must be the Process that calls the supervisor, got {value!r}")
@@ -222,8 +230,7 @@ class Supervisor:
         stop it asked for does not come back to it as an exit signal (OTP's
         ``supervisor:stop/1`` leaves a linked caller running too).
         """
-        self.caller.unlink(self.pid)
-        self.caller.exit(self.pid, _SHUTDOWN)
+        _ask_to_stop(self.caller, self.pid)
 
     async def shutdown_and_wait(self) -> ExitReason:
         """As ``shutdown``, then wait until the supervisor has exited.
@@ -236,8 +243,7 @@ class Supervisor:
         """
         caller = self.caller
         ref = caller.monitor(self.pid)
-        caller.unlink(self.pid)  # as shutdown: the stop it asked for does not come back to it
-        caller.exit(self.pid, _SHUTDOWN)
+        _ask_to_stop(caller, self.pid)
         try:
             down = await caller.receive(Down, where=lambda m: m.ref == ref)
         except BaseException:
@@ -304,11 +310,9 @@ class SupervisorStart:
         except BaseException:
             # Cancelled before the answer: leave no supervisor behind. It reads the signal
             # once its initial children have started, then stops them in order. (After a
-            # failed start it is gone already, and the signal is dropped.) Unlinked first:
-            # the stop the caller asked for must not come back to it over the link.
+            # failed start it is gone already, and the signal is dropped.)
             if caller.reason is None:
-                caller.unlink(pid)
-                caller.exit(pid, _SHUTDOWN)
+                _ask_to_stop(caller, pid)
             raise
         return handle
 
