@@ -160,9 +160,12 @@ async def starter_process(p: Process, owner: Pid, fn: ProcessFunction, args: tup
         fn: The child's process function, known on this node.
         args: Its extra arguments.
     """
-    driver = _Driver(p, fn, args)
-    if p.pid not in LOCAL_STARTERS:  # spawned by hand rather than by spawn_child_starter
+    known = LOCAL_STARTERS.get(p.pid)
+    if known is None:  # spawned by hand rather than by spawn_child_starter
         register_local_starter(p.node, p.pid, fn)
+        known = LOCAL_STARTERS[p.pid]
+    acknowledges_as_it_runs, _ = known
+    driver = _Driver(p, fn, args, acks=not acknowledges_as_it_runs)
     try:
         state, commands = protocol.initial(owner)
         driver.perform_all(commands, None)
@@ -205,12 +208,13 @@ class _Driver:
     # A plain slotted class: one is made per starter, on the DPP-84 cycle's path.
     __slots__ = ("_holders", "_monitors", "acks", "args", "fn", "p")
 
-    def __init__(self, p: Process, fn: ProcessFunction, args: tuple[Any, ...]) -> None:
+    def __init__(self, p: Process, fn: ProcessFunction, args: tuple[Any, ...], *, acks: bool) -> None:
         self.p = p
         self.fn = fn
         self.args = args
-        # Whether the child acknowledges its own start (it takes task_status), found once.
-        self.acks = acknowledges_itself(fn)
+        # Whether the child acknowledges its own start (it takes task_status), found once,
+        # when the starter was registered (LOCAL_STARTERS).
+        self.acks = acks
         # Invariant: one monitor per watched holder; _holders is the inverse of _monitors.
         self._monitors: dict[Pid, Ref] = {}
         self._holders: dict[Ref, Pid] = {}
