@@ -451,10 +451,14 @@ class Table:
             if len(abandoned) > MAX_ABANDONED_CALLS:
                 abandoned.popitem(last=False)
 
-    def _late(self, ref: Ref) -> bool:
-        """Whether a reply under ``ref`` answers a call its caller gave up on (it is then
-        forgotten: a call has one reply)."""
-        return self.abandoned.pop(ref, None) is not None
+    def _late(self, ref: Ref, to: Pid) -> bool:
+        """Whether a reply to ``to`` under ``ref`` answers a call ``to`` gave up on (it is
+        then forgotten: a call has one reply)."""
+        abandoned = self.abandoned
+        if abandoned.get(ref) != to:
+            return False
+        del abandoned[ref]
+        return True
 
     def reply(self, sender: Pid, call: Call, value: Any) -> None:
         """Answer ``call``: a ``ReplySignal`` to a call from another node (it ends the monitor
@@ -473,7 +477,7 @@ class Table:
             # send(), written out for the common case: a caller of this node.
             if to.incarnation == self.incarnation:
                 caller = self.procs.get(to.serial)
-                if caller is not None and not (self.abandoned and self._late(ref)):
+                if caller is not None and not (self.abandoned and self._late(ref, to)):
                     caller.mailbox.put(Reply(ref, value))
             return
         self.send(sender, to, Reply(ref, value))
@@ -613,7 +617,7 @@ class Table:
                     entry.monitors[signal.ref] = target
                     self._refused(signal, target)
                     return
-                if target is None and self.abandoned and self._late(signal.ref):
+                if target is None and self.abandoned and self._late(signal.ref, signal.to):
                     return
                 entry.mailbox.put(Reply(signal.ref, signal.value))
         elif type(signal) is MessageSignal:
@@ -622,7 +626,7 @@ class Table:
                 message = signal.message
                 # A reply to an abandoned call travels as a plain message once the callee's
                 # node has forgotten the call (the caller's demonitor reached it first).
-                if type(message) is Reply and self.abandoned and self._late(message.ref):
+                if type(message) is Reply and self.abandoned and self._late(message.ref, signal.to):
                     return
                 entry.mailbox.put(message)
         elif type(signal) is NamedMessageSignal:
