@@ -110,6 +110,35 @@ _MAX_UNDECODABLE_LOGS = 10
 _UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError)
 
 
+class _LogBudget:
+    """At most ``per_second`` log lines of one kind a second (a window opens with the first
+    line after the last window's second is over)."""
+
+    __slots__ = ("_per_second", "_unlogged", "_used", "_window")
+
+    def __init__(self, per_second: int) -> None:
+        self._per_second = per_second
+        self._window = -1e9
+        self._used = 0
+        self._unlogged = 0
+
+    def take(self) -> tuple[bool, int]:
+        """Whether a line may be logged now, and how many were not logged in the window that
+        just closed (non-zero only once, when a new window opens)."""
+        unlogged = 0
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            unlogged = self._unlogged
+            self._window = now
+            self._used = 0
+            self._unlogged = 0
+        if self._used >= self._per_second:
+            self._unlogged += 1
+            return False, unlogged
+        self._used += 1
+        return True, unlogged
+
+
 class _Advisory(msgspec.Struct):
     client: dict[str, Any] = {}
 
@@ -233,15 +262,14 @@ class NatsTransport:
         self._undeliverable = 0
         self._strangers = 0
         self._forged = 0
-        self._forged_logged = -1e9
-        self._undecodable_window = -1e9
-        self._undecodable_logged = 0
-        self._undecodable_unlogged = 0
+        # What the network can make happen as fast as it likes is logged within a budget.
+        self._forged_lines = _LogBudget(1)
+        self._undecodable_lines = _LogBudget(_MAX_UNDECODABLE_LOGS)
+        self._slow_consumer_lines = _LogBudget(1)
         self._verifications = 0
         self._slow_consumer_drops = 0
         self._reconnects = 0
         self._disconnected_at = 0.0
-        self._slow_consumer_logged = -1e9
 
     # -- public -----------------------------------------------------------------------------
 
@@ -658,21 +686,13 @@ class NatsTransport:
         # Anyone who may publish on the node's subjects can send garbage as fast as it likes:
         # at most _MAX_UNDECODABLE_LOGS lines a second, then one line saying how many more.
         self._decode_errors += 1
-        now = time.monotonic()
-        if now - self._undecodable_window >= 1.0:
-            if self._undecodable_unlogged:
-                _log.warning(
-                    "node %s dropped %d more undecodable inputs without a line each",
-                    node.name,
-                    self._undecodable_unlogged,
-                )
-            self._undecodable_window = now
-            self._undecodable_logged = 0
-            self._undecodable_unlogged = 0
-        if self._undecodable_logged >= _MAX_UNDECODABLE_LOGS:
-            self._undecodable_unlogged += 1
+        allowed, unlogged = self._undecodable_lines.take()
+        if unlogged:
+            _log.warning(
+                "node %s dropped %d more undecodable inputs without a line each", node.name, unlogged
+            )
+        if not allowed:
             return
-        self._undecodable_logged += 1
         _log.warning(
             "node %s dropped undecodable input on %s (%d bytes): %s", node.name, subject, len(data), exc
         )
@@ -809,10 +829,8 @@ class NatsTransport:
         # peer only claimed what it may not. One line a second at most: a forger may send
         # as fast as it likes.
         self._forged += 1
-        now = time.monotonic()
-        if now - self._forged_logged < 1.0:
+        if not self._forged_lines.take()[0]:
             return
-        self._forged_logged = now
         _log.warning(
             "node %s dropped a signal from node %s that speaks for another node (%d so far): %s",
             node.name,
@@ -1007,10 +1025,8 @@ class NatsTransport:
             # One per dropped message: say it once a second at most. The gap it leaves ends
             # the session with the sender (it is never silent).
             self._slow_consumer_drops += 1
-            now = time.monotonic()
-            if now - self._slow_consumer_logged < 1.0:
+            if not self._slow_consumer_lines.take()[0]:
                 return
-            self._slow_consumer_logged = now
             _log.warning("this node reads too slowly: %d messages dropped so far", self._slow_consumer_drops)
             return
         _log.warning("NATS client error: %r", exc)
